@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench-index bench-embed clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
+	  || (echo "Aegis Memory needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install only when the package definition changes.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[server]'
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed-run
+
+## make run: start the server on the embedded default (SQLite + local embeddings).
+## Honours HOST, PORT, AEGIS_DATA_DIR, DATABASE_URL, ... (see README).
+run: $(VENV)/.installed-run
+	$(BIN)/aegis serve
+
+## make test: the whole suite against real servers on loopback.
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks scripts
+
+bench-index: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/vector_index_bench.py
+
+bench-embed: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/embedding_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,368 @@
+"""The wire contract: request and response models shared by the server and the SDK.
+
+Requests forbid unknown fields so that a typo (``agentid=``) is a clear 422 instead of a silently
+ignored argument. Responses ignore unknown fields so that an older SDK keeps working against a
+newer server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MemoryScope = Literal["agent-private", "agent-shared", "global"]
+MemoryType = Literal["standard", "strategy", "reflection", "progress", "feature"]
+VoteKind = Literal["helpful", "harmful"]
+
+MAX_CONTENT_CHARS = 50_000
+MAX_QUERY_CHARS = 10_000
+MAX_TOP_K = 1_000
+MAX_BATCH = 100
+MAX_IMPORT_BATCH = 1_000
+MAX_IDENT_CHARS = 256
+MAX_SHARED_WITH = 1_000
+
+Ident = str
+
+
+def _check_ident(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(f"{field} must not be empty")
+    if len(value) > MAX_IDENT_CHARS:
+        raise ValueError(f"{field} is longer than {MAX_IDENT_CHARS} characters")
+    if "\x00" in value:
+        raise ValueError(f"{field} must not contain NUL characters")
+    return value
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# ----------------------------------------------------------------------------- memories
+
+
+class MemoryFields(_Request):
+    """Fields a caller may set when creating a memory (add, batch items, delta adds)."""
+
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    user_id: str | None = None
+    agent_id: str | None = None
+    namespace: str = "default"
+    metadata: dict[str, Any] | None = None
+    ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+    scope: MemoryScope | None = None
+    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    memory_type: MemoryType = "standard"
+    derived_from_agents: list[str] | None = None
+    coordination_metadata: dict[str, Any] | None = None
+    error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("content must contain some text, not only whitespace")
+        if "\x00" in value:
+            raise ValueError("content must not contain NUL characters")
+        return value
+
+    @field_validator("user_id", "agent_id", "namespace")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+    @field_validator("shared_with_agents", "derived_from_agents")
+    @classmethod
+    def _ident_lists(cls, value: list[str] | None, info: Any) -> list[str] | None:
+        if value is None:
+            return None
+        for item in value:
+            _check_ident(item, f"{info.field_name} item")
+        return list(dict.fromkeys(value))
+
+
+class AddMemoryRequest(MemoryFields):
+    pass
+
+
+class AddBatchRequest(_Request):
+    items: list[MemoryFields] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class AddResult(_Response):
+    id: str
+    scope: MemoryScope
+    namespace: str = "default"
+    memory_type: str = "standard"
+    deduped_from: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def deduped(self) -> bool:
+        return self.deduped_from is not None
+
+
+class AddBatchResponse(_Response):
+    results: list[AddResult]
+    count: int
+
+
+class Memory(_Response):
+    id: str
+    content: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    namespace: str = "default"
+    scope: MemoryScope = "global"
+    shared_with_agents: list[str] = Field(default_factory=list)
+    memory_type: str = "standard"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
+    bullet_helpful: int = 0
+    bullet_harmful: int = 0
+    effectiveness_score: float = 0.0
+    is_deprecated: bool = False
+    deprecated_by: str | None = None
+    superseded_by: str | None = None
+    deprecation_reason: str | None = None
+    error_pattern: str | None = None
+    derived_from_agents: list[str] = Field(default_factory=list)
+    coordination_metadata: dict[str, Any] = Field(default_factory=dict)
+    score: float | None = None
+
+
+class QueryRequest(_Request):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    namespace: str = "default"
+    agent_id: str | None = Field(default=None, description="The agent the query acts as.")
+    user_id: str | None = None
+    top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
+    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    memory_types: list[MemoryType] | None = None
+    scope: MemoryScope | None = None
+    target_agent_ids: list[str] | None = Field(
+        default=None, description="Only memories owned by these agents."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain some text, not only whitespace")
+        return value
+
+    @field_validator("agent_id", "user_id", "namespace")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class CrossAgentQueryRequest(_Request):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    requesting_agent_id: str | None = None
+    target_agent_ids: list[str] | None = None
+    namespace: str = "default"
+    user_id: str | None = None
+    top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
+    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    memory_types: list[MemoryType] | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain some text, not only whitespace")
+        return value
+
+    @field_validator("requesting_agent_id", "user_id", "namespace")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class QueryResponse(_Response):
+    memories: list[Memory]
+    retrieval_event_id: str | None = None
+    query_time_ms: float = 0.0
+
+
+class UpdateMemoryRequest(_Request):
+    """PATCH body: only the fields given change. ``metadata`` is merged into the existing object."""
+
+    agent_id: str | None = Field(default=None, description="The agent the update acts as.")
+    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    metadata: dict[str, Any] | None = None
+    scope: MemoryScope | None = None
+    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    memory_type: MemoryType | None = None
+    ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("content must contain some text, not only whitespace")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateMemoryRequest:
+        changed = self.model_fields_set - {"agent_id"}
+        if not changed:
+            raise ValueError("nothing to update: give at least one field to change")
+        return self
+
+
+class DeleteResponse(_Response):
+    id: str
+    deleted: bool = True
+
+
+# ----------------------------------------------------------------------------- votes
+
+
+class VoteRequest(_Request):
+    vote: VoteKind
+    voter_agent_id: str | None = None
+    task_id: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+    context: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
+
+
+class VoteResult(_Response):
+    memory_id: str
+    vote: VoteKind | None = None
+    bullet_helpful: int
+    bullet_harmful: int
+    effectiveness_score: float
+
+
+# ----------------------------------------------------------------------------- handoff
+
+
+class HandoffRequest(_Request):
+    source_agent_id: str
+    target_agent_id: str
+    namespace: str = "default"
+    user_id: str | None = None
+    task_context: str | None = Field(default=None, max_length=MAX_QUERY_CHARS)
+    max_memories: int = Field(default=20, ge=1, le=200)
+    share: bool = False
+
+    @field_validator("source_agent_id", "target_agent_id", "namespace", "user_id")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class HandoffBaton(_Response):
+    handoff_id: str
+    source_agent_id: str
+    target_agent_id: str
+    namespace: str = "default"
+    task_context: str | None = None
+    summary: str = ""
+    key_facts: list[Memory] = Field(default_factory=list)
+    active_tasks: list[str] = Field(default_factory=list)
+    blocked_on: list[dict[str, Any]] = Field(default_factory=list)
+    next_items: list[str] = Field(default_factory=list)
+    recent_decisions: list[str] = Field(default_factory=list)
+    memory_ids: list[str] = Field(default_factory=list)
+    shared: bool = False
+    created_at: datetime | None = None
+
+
+# ----------------------------------------------------------------------------- export / import
+
+
+class ExportRequest(_Request):
+    namespace: str | None = Field(default=None, description="None exports every namespace.")
+    agent_id: str | None = Field(default=None, description="The agent the export acts as.")
+    user_id: str | None = None
+    format: Literal["jsonl", "json"] = "jsonl"
+    include_embeddings: bool = False
+    include_deprecated: bool = True
+
+
+class ExportedVote(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    voter_agent_id: str
+    task_id: str | None = None
+    vote: VoteKind
+    created_at: datetime | None = None
+
+
+class ExportedMemory(Memory):
+    """A memory with everything needed to restore it elsewhere."""
+
+    votes: list[ExportedVote] = Field(default_factory=list)
+    embedding: list[float] | None = None
+    embedding_model: str | None = None
+
+
+class ImportRequest(_Request):
+    memories: list[ExportedMemory] = Field(min_length=1, max_length=MAX_IMPORT_BATCH)
+    agent_id: str | None = Field(default=None, description="The agent the import acts as.")
+
+
+class ImportResponse(_Response):
+    imported: int
+    skipped: int
+    reembedded: int
+    ids: list[str] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+class CreateKeyRequest(_Request):
+    agent_id: str | None = None
+    name: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+    expires_at: datetime | None = None
+
+    @field_validator("agent_id")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class ApiKeyInfo(_Response):
+    id: str
+    project_id: str
+    agent_id: str | None = None
+    name: str | None = None
+    prefix: str
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class CreatedApiKey(ApiKeyInfo):
+    key: str = Field(description="The secret. Shown once; only its hash is stored.")
+
+
+class KeyList(_Response):
+    keys: list[ApiKeyInfo]
+
+
+# ----------------------------------------------------------------------------- ops
+
+
+class HealthResponse(_Response):
+    status: str
+    version: str | None = None
+
+
+class ErrorBody(_Response):
+    detail: str
+    code: str

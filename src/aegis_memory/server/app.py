@@ -1,0 +1,92 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds a self-contained app: its lifespan opens the store, the
+embedder and the index, and closes them again, so the same factory serves ``aegis serve``,
+tests and the SDK's in-process local mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from aegis_memory import __version__
+from aegis_memory.config import Settings
+from aegis_memory.embeddings import build_embedder
+from aegis_memory.server import errors
+from aegis_memory.server.metrics import Metrics, MetricsMiddleware
+from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from aegis_memory.server.routes import admin, keys, memories, ops
+from aegis_memory.service import MemoryService
+from aegis_memory.store import open_store
+
+log = logging.getLogger("aegis_memory.server")
+
+DESCRIPTION = (
+    "Memory for multi-agent AI systems: scoped memories, semantic search, handoffs, votes. "
+    "Authenticate with `Authorization: Bearer <key>` (the development key is `dev-key`)."
+)
+
+
+async def _maintenance(service: MemoryService, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await service.maintenance()
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("maintenance round failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedder = build_embedder(settings)
+        store = open_store(settings)
+        try:
+            service = await MemoryService.open(settings, store, embedder)
+        except BaseException:
+            await store.close()
+            raise
+        app.state.service = service
+        task = asyncio.create_task(_maintenance(service, 60.0))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await service.close()
+
+    app = FastAPI(
+        title="Aegis Memory",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(memories.router)
+    app.include_router(keys.router)
+    app.include_router(admin.router)
+
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        overrides={"/memories/import": settings.max_import_bytes},
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app

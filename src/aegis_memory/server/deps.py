@@ -1,0 +1,30 @@
+"""Request dependencies: the service instance and the caller's identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from aegis_memory.service import Identity, MemoryService
+
+_bearer = HTTPBearer(auto_error=False, description="An Aegis API key: `Bearer <key>`.")
+
+
+def get_service(request: Request) -> MemoryService:
+    return request.app.state.service
+
+
+async def get_identity(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    service: MemoryService = request.app.state.service
+    identity = await service.authenticate(credentials.credentials if credentials else None)
+    request.state.identity = identity
+    return identity
+
+
+ServiceDep = Annotated[MemoryService, Depends(get_service)]
+IdentityDep = Annotated[Identity, Depends(get_identity)]

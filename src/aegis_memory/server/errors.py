@@ -1,0 +1,119 @@
+"""The error contract of SPEC §4: ``{"detail": "<sentence>", "code": "<snake_case>"}``.
+
+Every failure, including FastAPI's own validation errors and unexpected exceptions, leaves the
+server in this shape, so clients need one parser and people get a sentence, not a stack.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aegis_memory.server.middleware import BodyTooLarge
+from aegis_memory.service.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+)
+
+log = logging.getLogger("aegis_memory.server")
+
+_STATUS = {
+    InvalidInput: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_response(
+    status: int, detail: str, code: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status,
+                        headers=headers)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """Turn pydantic's error list into one readable sentence and a stable code."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (first.get("ctx") or {}).get("error", "syntax error")
+        return f"The request body is not valid JSON ({reason}).", "invalid_json"
+    messages = []
+    for e in errors[:5]:
+        msg = str(e.get("msg", "invalid value"))
+        msg = msg.removeprefix("Value error, ")
+        if e.get("type") == "missing":
+            msg = "this field is required"
+        elif e.get("type") == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        messages.append(f"{_where(tuple(e.get('loc', ())))}: {msg}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "Invalid request: " + "; ".join(messages) + more + ".", "validation_error"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+        return error_response(status, exc.detail, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        detail, code = describe_validation(errors)
+        status = 400 if code == "invalid_json" else 422
+        safe = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in errors[:20]
+        ]
+        return error_response(status, detail, code, errors=safe)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such endpoint. See /docs for the API."
+        if exc.status_code == 405:
+            detail = "This endpoint does not accept that HTTP method. See /docs for the API."
+        return error_response(
+            exc.status_code, detail, _HTTP_CODES.get(exc.status_code, "http_error"),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_response(413, str(exc), "payload_too_large")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            500, "The server hit an unexpected error; it has been logged.", "internal_error"
+        )

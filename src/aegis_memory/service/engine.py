@@ -1,0 +1,664 @@
+"""The memory engine: every business rule of SPEC §2-3, with no HTTP and no SQL in it.
+
+Faces (the FastAPI routes, local mode through them, the CLI) validate input with the shared
+pydantic models, call one method here with the caller's :class:`Identity`, and render the
+result. The store persists; the index finds; this module decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from aegis_memory import schemas as s
+from aegis_memory.config import DEFAULT_PROJECT, Settings
+from aegis_memory.embeddings import Embedder
+from aegis_memory.service.access import (
+    Identity,
+    acting_agent,
+    can_modify,
+    can_see,
+    choose_scope,
+    is_live,
+    search_filter,
+)
+from aegis_memory.service.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StartupError,
+    Unauthorized,
+)
+from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
+from aegis_memory.service.indexing import IndexSync
+from aegis_memory.service.keys import issue_key, key_info
+from aegis_memory.store import DuplicateError, Store
+from aegis_memory.store.records import (
+    EventRecord,
+    MemoryRecord,
+    NewMemory,
+    VoteRecord,
+)
+
+log = logging.getLogger("aegis_memory.service")
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def effectiveness(helpful: int, harmful: int) -> float:
+    """SPEC §3: (helpful - harmful) / (helpful + harmful + 1), in (-1, 1)."""
+    return (helpful - harmful) / (helpful + harmful + 1)
+
+
+def to_memory(m: MemoryRecord, score: float | None = None) -> s.Memory:
+    return s.Memory(
+        id=m.id,
+        content=m.content,
+        user_id=m.user_id,
+        agent_id=m.agent_id,
+        namespace=m.namespace,
+        scope=m.scope,  # type: ignore[arg-type]
+        shared_with_agents=m.shared_with_agents,
+        memory_type=m.memory_type,
+        metadata=m.metadata,
+        created_at=_ts(m.created_at),
+        updated_at=_ts(m.updated_at),
+        expires_at=_ts(m.expires_at),
+        bullet_helpful=m.bullet_helpful,
+        bullet_harmful=m.bullet_harmful,
+        effectiveness_score=effectiveness(m.bullet_helpful, m.bullet_harmful),
+        is_deprecated=m.is_deprecated,
+        deprecated_by=m.deprecated_by,
+        superseded_by=m.superseded_by,
+        deprecation_reason=m.deprecation_reason,
+        error_pattern=m.error_pattern,
+        derived_from_agents=m.derived_from_agents,
+        coordination_metadata=m.coordination_metadata,
+        score=score,
+    )
+
+
+def _event(
+    identity: Identity,
+    event_type: str,
+    *,
+    namespace: str | None,
+    agent_id: str | None,
+    memory_ids: Sequence[str] = (),
+    now: float,
+    task_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    event_id: str | None = None,
+) -> EventRecord:
+    return EventRecord(
+        id=event_id or uuid.uuid4().hex,
+        project_id=identity.project_id,
+        namespace=namespace,
+        event_type=event_type,
+        agent_id=agent_id,
+        memory_ids=list(memory_ids),
+        created_at=now,
+        task_id=task_id,
+        payload=payload or {},
+    )
+
+
+class MemoryService:
+    """One instance per process; safe to share between concurrent requests."""
+
+    def __init__(
+        self, settings: Settings, store: Store, embedder: Embedder, index: IndexSync
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.index = index
+        self._bootstrap_key = settings.aegis_api_key
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, settings: Settings, store: Store, embedder: Embedder) -> MemoryService:
+        """Migrate, check the embedding model against the data, load and catch up the index."""
+        if settings.aegis_env == "production" and settings.aegis_api_key == "dev-key":
+            raise StartupError(
+                "Refusing to start with AEGIS_ENV=production while the default development "
+                "key 'dev-key' is configured: set AEGIS_API_KEY to a long random secret."
+            )
+        await store.migrate()
+        dim = await asyncio.to_thread(lambda: embedder.dim)
+        stored_model = await store.get_meta("embedding_model")
+        stored_dim = await store.get_meta("embedding_dim")
+        if stored_model is None:
+            await store.set_meta("embedding_model", embedder.model_name)
+            await store.set_meta("embedding_dim", str(dim))
+        elif stored_model != embedder.model_name or int(stored_dim or 0) != dim:
+            raise StartupError(
+                f"This database was embedded with model '{stored_model}' ({stored_dim} dims), "
+                f"but the server is configured with '{embedder.model_name}' ({dim} dims). "
+                "Start with the original AEGIS_EMBEDDING_PROVIDER / AEGIS_EMBEDDING_MODEL, "
+                "or run `aegis reindex` to re-embed every memory with the new model."
+            )
+        store_id = await store.get_meta("store_id")
+        if store_id is None:
+            store_id = uuid.uuid4().hex
+            await store.set_meta("store_id", store_id)
+        await store.ensure_project(DEFAULT_PROJECT, time.time())
+        directory = settings.index_dir if settings.is_sqlite else None
+        index = await IndexSync.open(
+            store, dim=dim, model_name=embedder.model_name, directory=directory, store_id=store_id
+        )
+        return cls(settings, store, embedder, index)
+
+    async def close(self) -> None:
+        try:
+            await self.index.save(force=True)
+        finally:
+            await self.store.close()
+
+    async def maintenance(self) -> None:
+        """Periodic work: purge expired memories, persist the index when it changed."""
+        purged = await self.store.purge_expired(time.time())
+        if purged:
+            await self.index.catch_up()
+        await self.index.save()
+
+    async def ready(self) -> bool:
+        await self.store.current_seq()
+        return True
+
+    # ------------------------------------------------------------------ identity and keys
+
+    async def authenticate(self, secret: str | None) -> Identity:
+        if not secret:
+            raise Unauthorized(
+                "Authentication failed: Invalid API key (send it as: Authorization: Bearer <key>)"
+            )
+        if self._bootstrap_key and same_secret(secret, self._bootstrap_key):
+            return Identity(project_id=DEFAULT_PROJECT)
+        record = await self.store.find_key(hash_key(secret))
+        now = time.time()
+        if (
+            record is None
+            or not same_secret(record.key_hash, hash_key(secret))
+            or record.revoked_at is not None
+            or (record.expires_at is not None and record.expires_at <= now)
+        ):
+            raise Unauthorized("Authentication failed: Invalid API key")
+        return Identity(project_id=record.project_id, key_id=record.id,
+                        bound_agent_id=record.agent_id)
+
+    async def create_key(self, identity: Identity, req: s.CreateKeyRequest) -> s.CreatedApiKey:
+        if not identity.is_project_key:
+            raise Forbidden("Only a project key can create API keys.", code="project_key_required")
+        return await issue_key(
+            self.store, identity.project_id, agent_id=req.agent_id, name=req.name,
+            expires_at=req.expires_at,
+        )
+
+    async def list_keys(self, identity: Identity) -> list[s.ApiKeyInfo]:
+        if not identity.is_project_key:
+            raise Forbidden("Only a project key can list API keys.", code="project_key_required")
+        return [key_info(r) for r in await self.store.list_keys(identity.project_id)]
+
+    async def revoke_key(self, identity: Identity, key_id: str) -> None:
+        if not identity.is_project_key:
+            raise Forbidden("Only a project key can revoke API keys.", code="project_key_required")
+        if not await self.store.revoke_key(identity.project_id, key_id, time.time()):
+            raise NotFound(f"No active API key with id '{key_id}' in this project.")
+
+    # ------------------------------------------------------------------ embedding
+
+    async def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return await asyncio.to_thread(self.embedder.embed, list(texts))
+
+    # ------------------------------------------------------------------ add
+
+    def _new_memory(
+        self, identity: Identity, item: s.MemoryFields, now: float
+    ) -> NewMemory:
+        agent = acting_agent(identity, item.agent_id)
+        scope = choose_scope(item.scope, agent, item.shared_with_agents)
+        chash = content_hash(item.content)
+        return NewMemory(
+            id=uuid.uuid4().hex,
+            project_id=identity.project_id,
+            namespace=item.namespace,
+            agent_id=agent,
+            user_id=item.user_id,
+            content=item.content,
+            content_hash=chash,
+            dedup_key=dedup_key(item.namespace, agent, item.user_id, chash),
+            scope=scope,
+            shared_with_agents=list(item.shared_with_agents or []),
+            memory_type=item.memory_type,
+            metadata=dict(item.metadata or {}),
+            created_at=now,
+            expires_at=now + item.ttl_seconds if item.ttl_seconds else None,
+            error_pattern=item.error_pattern,
+            derived_from_agents=list(item.derived_from_agents or []),
+            coordination_metadata=dict(item.coordination_metadata or {}),
+            embedding=None,
+            embedding_model=self.embedder.model_name,
+        )
+
+    async def add(self, identity: Identity, req: s.MemoryFields) -> s.AddResult:
+        return (await self.add_batch(identity, [req]))[0]
+
+    async def add_batch(
+        self, identity: Identity, items: Sequence[s.MemoryFields]
+    ) -> list[s.AddResult]:
+        """Add memories in one transaction. Duplicates (stored or within the batch) are not
+        embedded again: they return the existing id with ``deduped_from``."""
+        now = time.time()
+        news = [self._new_memory(identity, item, now) for item in items]
+        existing = await self.store.find_by_dedup_keys(
+            identity.project_id, [n.dedup_key for n in news], now
+        )
+        first_of: dict[str, NewMemory] = {}
+        to_insert: list[NewMemory] = []
+        for n in news:
+            if n.dedup_key in existing or n.dedup_key in first_of:
+                continue
+            first_of[n.dedup_key] = n
+            to_insert.append(n)
+        if to_insert:
+            vectors = await self._embed([n.content for n in to_insert])
+            for n, vec in zip(to_insert, vectors, strict=True):
+                n.embedding = np.asarray(vec, dtype=np.float32).tobytes()
+            events = [
+                _event(identity, "memory_created", namespace=n.namespace, agent_id=n.agent_id,
+                       memory_ids=[n.id], now=now,
+                       payload={"scope": n.scope, "memory_type": n.memory_type})
+                for n in to_insert
+            ]
+            outcomes = await self.store.insert_memories(to_insert, events, now)
+            for n, outcome in zip(to_insert, outcomes, strict=True):
+                if not outcome.inserted and outcome.record is not None:
+                    existing[n.dedup_key] = outcome.record  # lost a race: someone else's row
+            await self.index.catch_up()
+        results: list[s.AddResult] = []
+        for n in news:
+            found = existing.get(n.dedup_key)
+            if found is not None:
+                results.append(s.AddResult(
+                    id=found.id, scope=found.scope, namespace=found.namespace,  # type: ignore[arg-type]
+                    memory_type=found.memory_type, deduped_from=found.id,
+                    created_at=_ts(found.created_at),
+                ))
+                continue
+            first = first_of[n.dedup_key]
+            results.append(s.AddResult(
+                id=first.id, scope=first.scope, namespace=first.namespace,  # type: ignore[arg-type]
+                memory_type=first.memory_type,
+                deduped_from=None if first is n else first.id,
+                created_at=_ts(first.created_at),
+            ))
+        return results
+
+    # ------------------------------------------------------------------ query
+
+    async def query(self, identity: Identity, req: s.QueryRequest) -> s.QueryResponse:
+        agent = acting_agent(identity, req.agent_id)
+        return await self._search(
+            identity, agent=agent, query=req.query, namespace=req.namespace,
+            user_id=req.user_id, owners=req.target_agent_ids, scope=req.scope,
+            memory_types=req.memory_types, top_k=req.top_k, min_score=req.min_score,
+            event_type="query",
+        )
+
+    async def query_cross_agent(
+        self, identity: Identity, req: s.CrossAgentQueryRequest
+    ) -> s.QueryResponse:
+        agent = acting_agent(identity, req.requesting_agent_id, "requesting_agent_id")
+        return await self._search(
+            identity, agent=agent, query=req.query, namespace=req.namespace,
+            user_id=req.user_id, owners=req.target_agent_ids, scope=None,
+            memory_types=req.memory_types, top_k=req.top_k, min_score=req.min_score,
+            event_type="query_cross_agent",
+        )
+
+    async def _search(
+        self,
+        identity: Identity,
+        *,
+        agent: str | None,
+        query: str,
+        namespace: str | None,
+        user_id: str | None,
+        owners: Sequence[str] | None,
+        scope: str | None,
+        memory_types: Sequence[str] | None,
+        top_k: int,
+        min_score: float | None,
+        event_type: str,
+        min_effectiveness: float | None = None,
+        record_event: bool = True,
+    ) -> s.QueryResponse:
+        started = time.perf_counter()
+        now = time.time()
+        if owners is not None and len(owners) == 0:
+            owners = None
+        flt = search_filter(
+            identity, agent_id=agent, namespace=namespace, now=now, user_id=user_id,
+            owner_agent_ids=owners, scopes=[scope] if scope else None,
+            memory_types=memory_types, min_effectiveness=min_effectiveness,
+        )
+        vector = (await self._embed([query]))[0]
+        await self.index.catch_up()
+        hits = self.index.index.search(vector, top_k, flt)
+        if min_score is not None:
+            hits = [(label, score) for label, score in hits if score >= min_score]
+        rows = await self.store.get_memories_by_row_ids(identity.project_id, [h[0] for h in hits])
+        memories: list[s.Memory] = []
+        for label, score in hits:
+            m = rows.get(label)
+            # Belt and braces: the index filtered already; the row is the final word.
+            if m is None or not can_see(m, agent) or not is_live(m, now) or m.is_deprecated:
+                continue
+            memories.append(to_memory(m, round(float(score), 6)))
+        event_id = uuid.uuid4().hex
+        if record_event:
+            await self.store.add_event(_event(
+                identity, event_type, namespace=namespace, agent_id=agent,
+                memory_ids=[m.id for m in memories], now=now, event_id=event_id,
+                payload={"query": query[:500], "top_k": top_k, "returned": len(memories)},
+            ))
+        return s.QueryResponse(
+            memories=memories,
+            retrieval_event_id=event_id if record_event else None,
+            query_time_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    # ------------------------------------------------------------------ single memory
+
+    async def _visible(
+        self, identity: Identity, memory_id: str, agent: str | None
+    ) -> MemoryRecord:
+        m = await self.store.get_memory(identity.project_id, memory_id)
+        if m is None or not can_see(m, agent) or not is_live(m, time.time()):
+            raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
+        return m
+
+    async def get(self, identity: Identity, memory_id: str, agent_id: str | None) -> s.Memory:
+        agent = acting_agent(identity, agent_id)
+        return to_memory(await self._visible(identity, memory_id, agent))
+
+    async def update(
+        self, identity: Identity, memory_id: str, req: s.UpdateMemoryRequest
+    ) -> s.Memory:
+        agent = acting_agent(identity, req.agent_id)
+        m = await self._visible(identity, memory_id, agent)
+        if not can_modify(m, agent):
+            raise Forbidden(
+                f"Only the owner agent ('{m.agent_id}') or a project key may update this memory.",
+                code="not_owner",
+            )
+        now = time.time()
+        changes: dict[str, Any] = {"updated_at": now}
+        fields = req.model_fields_set
+        if "content" in fields and req.content is not None and req.content != m.content:
+            chash = content_hash(req.content)
+            vec = (await self._embed([req.content]))[0]
+            changes.update(
+                content=req.content, content_hash=chash,
+                dedup_key=None if m.is_deprecated else dedup_key(
+                    m.namespace, m.agent_id, m.user_id, chash),
+                embedding=np.asarray(vec, dtype=np.float32).tobytes(),
+                embedding_model=self.embedder.model_name,
+            )
+        if "metadata" in fields and req.metadata is not None:
+            changes["metadata"] = {**m.metadata, **req.metadata}
+        if "memory_type" in fields and req.memory_type is not None:
+            changes["memory_type"] = req.memory_type
+        if "ttl_seconds" in fields:
+            changes["expires_at"] = now + req.ttl_seconds if req.ttl_seconds else None
+        if "scope" in fields or "shared_with_agents" in fields:
+            shared = (
+                list(dict.fromkeys(req.shared_with_agents))
+                if req.shared_with_agents is not None
+                else m.shared_with_agents
+            )
+            scope = req.scope if req.scope is not None else (
+                "agent-shared" if req.shared_with_agents and m.scope != "global" else m.scope
+            )
+            if scope == "agent-private" and "shared_with_agents" not in fields:
+                shared = []
+            changes["scope"] = choose_scope(scope, m.agent_id, shared)
+            changes["shared_with_agents"] = shared
+        event = _event(identity, "memory_updated", namespace=m.namespace, agent_id=agent,
+                       memory_ids=[m.id], now=now,
+                       payload={"fields": sorted(fields - {"agent_id"})})
+        try:
+            updated = await self.store.update_memory(identity.project_id, m.id, changes, event)
+        except DuplicateError as exc:
+            raise Conflict(
+                "Another memory of this owner and user already has this content.",
+                code="duplicate_content",
+            ) from exc
+        if updated is None:
+            raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
+        await self.index.catch_up()
+        return to_memory(updated)
+
+    async def delete(self, identity: Identity, memory_id: str, agent_id: str | None) -> None:
+        agent = acting_agent(identity, agent_id)
+        m = await self._visible(identity, memory_id, agent)
+        if not can_modify(m, agent):
+            raise Forbidden(
+                f"Only the owner agent ('{m.agent_id}') or a project key may delete this memory.",
+                code="not_owner",
+            )
+        event = _event(identity, "memory_deleted", namespace=m.namespace, agent_id=agent,
+                       memory_ids=[m.id], now=time.time())
+        if not await self.store.delete_memory(identity.project_id, m.id, event):
+            raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
+        await self.index.catch_up()
+
+    # ------------------------------------------------------------------ votes
+
+    async def vote(self, identity: Identity, memory_id: str, req: s.VoteRequest) -> s.VoteResult:
+        voter = acting_agent(identity, req.voter_agent_id, "voter_agent_id")
+        if voter is None:
+            raise InvalidInput(
+                "voter_agent_id is required: votes are counted once per voting agent.",
+                code="voter_required",
+            )
+        m = await self._visible(identity, memory_id, voter)
+        now = time.time()
+        task = req.task_id or ""
+        event = _event(identity, "vote", namespace=m.namespace, agent_id=voter,
+                       memory_ids=[m.id], now=now, task_id=req.task_id,
+                       payload={"vote": req.vote})
+        helpful, harmful = await self.store.upsert_vote(
+            identity.project_id,
+            VoteRecord(memory_row_id=m.row_id, voter_agent_id=voter, task_id=task,
+                       vote=req.vote, created_at=now, updated_at=now, context=req.context),
+            event,
+        )
+        await self.index.catch_up()
+        return s.VoteResult(
+            memory_id=m.id, vote=req.vote, bullet_helpful=helpful, bullet_harmful=harmful,
+            effectiveness_score=effectiveness(helpful, harmful),
+        )
+
+    # ------------------------------------------------------------------ handoff
+
+    async def handoff(self, identity: Identity, req: s.HandoffRequest) -> s.HandoffBaton:
+        """Package what the source agent knows and is doing, for the target agent."""
+        source = acting_agent(identity, req.source_agent_id, "source_agent_id")
+        assert source is not None
+        now = time.time()
+        if req.task_context:
+            found = await self._search(
+                identity, agent=source, query=req.task_context, namespace=req.namespace,
+                user_id=req.user_id, owners=[source], scope=None, memory_types=None,
+                top_k=req.max_memories, min_score=None, event_type="handoff_query",
+                record_event=False,
+            )
+            facts = found.memories
+        else:
+            recent = await self.store.recent_memories(
+                identity.project_id, req.namespace, source, req.max_memories, now
+            )
+            facts = [to_memory(m) for m in recent if req.user_id in (None, m.user_id)]
+        sessions = [
+            sess for sess in await self.store.list_sessions(
+                identity.project_id, req.namespace, agent_id=source)
+            if sess.status in ("active", "paused")
+        ]
+        active = [sess.in_progress for sess in sessions if sess.in_progress]
+        blocked = [b for sess in sessions for b in sess.blocked]
+        next_items = [n for sess in sessions for n in sess.next_items]
+        newest = sorted(facts, key=lambda f: f.created_at or datetime.min.replace(tzinfo=UTC),
+                        reverse=True)
+        decisions = [f.content for f in newest if f.memory_type in ("strategy", "standard")][:5]
+        ids = [f.id for f in facts]
+        if req.share and ids:
+            await self.store.set_shared_with(identity.project_id, ids, req.target_agent_id, now)
+            await self.index.catch_up()
+        parts = [f"{source} hands off to {req.target_agent_id}: {len(facts)} key facts"]
+        if active:
+            parts.append(f"in progress: {', '.join(active)}")
+        if blocked:
+            parts.append(f"{len(blocked)} blocked item(s)")
+        if next_items:
+            parts.append(f"next: {', '.join(next_items[:5])}")
+        summaries = [sess.summary for sess in sessions if sess.summary]
+        summary = "; ".join(parts) + "." + (f" {summaries[0]}" if summaries else "")
+        handoff_id = uuid.uuid4().hex
+        await self.store.add_event(_event(
+            identity, "handoff", namespace=req.namespace, agent_id=source, memory_ids=ids,
+            now=now, event_id=handoff_id,
+            payload={"target_agent_id": req.target_agent_id, "shared": req.share,
+                     "task_context": (req.task_context or "")[:500]},
+        ))
+        return s.HandoffBaton(
+            handoff_id=handoff_id, source_agent_id=source, target_agent_id=req.target_agent_id,
+            namespace=req.namespace, task_context=req.task_context, summary=summary,
+            key_facts=facts, active_tasks=active, blocked_on=blocked, next_items=next_items,
+            recent_decisions=decisions, memory_ids=ids, shared=req.share, created_at=_ts(now),
+        )
+
+    # ------------------------------------------------------------------ export / import
+
+    async def export(
+        self, identity: Identity, req: s.ExportRequest
+    ) -> AsyncIterator[s.ExportedMemory]:
+        """Everything the caller may see, with votes (and embeddings when asked)."""
+        agent = acting_agent(identity, req.agent_id)
+        now = time.time()
+        async for batch in self.store.iter_memories(
+            identity.project_id, namespace=req.namespace, user_id=req.user_id,
+            with_embeddings=req.include_embeddings,
+        ):
+            visible = [
+                m for m in batch
+                if can_see(m, agent) and is_live(m, now)
+                and (req.include_deprecated or not m.is_deprecated)
+            ]
+            votes = await self.store.list_votes([m.row_id for m in visible])
+            for m in visible:
+                exported = s.ExportedMemory(
+                    **to_memory(m).model_dump(exclude={"score"}),
+                    votes=[
+                        s.ExportedVote(voter_agent_id=v.voter_agent_id, task_id=v.task_id or None,
+                                       vote=v.vote, created_at=_ts(v.created_at))  # type: ignore[arg-type]
+                        for v in votes.get(m.row_id, [])
+                    ],
+                )
+                if req.include_embeddings and m.embedding is not None:
+                    exported.embedding = np.frombuffer(m.embedding, dtype=np.float32).tolist()
+                    exported.embedding_model = m.embedding_model
+                yield exported
+
+    async def import_(self, identity: Identity, req: s.ImportRequest) -> s.ImportResponse:
+        """Restore exported memories into the caller's project. Idempotent: known ids and
+        live duplicates are skipped; embeddings are reused when they come from our model."""
+        acting = acting_agent(identity, req.agent_id)
+        if identity.bound_agent_id is not None:
+            for item in req.memories:
+                if item.agent_id != identity.bound_agent_id:
+                    raise Forbidden(
+                        f"This API key is bound to agent '{identity.bound_agent_id}' and cannot "
+                        f"import memories owned by '{item.agent_id}'.",
+                        code="agent_mismatch",
+                    )
+        now = time.time()
+        ids = [m.id for m in req.memories]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("The import contains the same memory id twice.",
+                               code="duplicate_ids")
+        known = await self.store.existing_ids(ids)
+        todo = [m for m in req.memories if m.id not in known]
+        dim = self.embedder.dim
+        reuse = [
+            m.embedding is not None and m.embedding_model == self.embedder.model_name
+            and len(m.embedding) == dim
+            for m in todo
+        ]
+        need = [m for m, ok in zip(todo, reuse, strict=True) if not ok]
+        vectors = iter(await self._embed([m.content for m in need])) if need else iter(())
+        news: list[NewMemory] = []
+        votes: dict[str, list[VoteRecord]] = {}
+        for m, ok in zip(todo, reuse, strict=True):
+            vec = np.asarray(m.embedding if ok else next(vectors), dtype=np.float32)
+            vec = vec / (np.linalg.norm(vec) or 1.0)
+            try:
+                scope = choose_scope(m.scope, m.agent_id, m.shared_with_agents or None)
+            except InvalidInput as exc:
+                raise InvalidInput(f"Memory '{m.id}': {exc.detail}", code=exc.code) from exc
+            chash = content_hash(m.content)
+            created = _epoch(m.created_at) or now
+            news.append(NewMemory(
+                id=m.id, project_id=identity.project_id, namespace=m.namespace,
+                agent_id=m.agent_id, user_id=m.user_id, content=m.content, content_hash=chash,
+                dedup_key=dedup_key(m.namespace, m.agent_id, m.user_id, chash), scope=scope,
+                shared_with_agents=list(m.shared_with_agents), memory_type=m.memory_type,
+                metadata=dict(m.metadata), created_at=created,
+                updated_at=_epoch(m.updated_at) or created, expires_at=_epoch(m.expires_at),
+                error_pattern=m.error_pattern, derived_from_agents=list(m.derived_from_agents),
+                coordination_metadata=dict(m.coordination_metadata),
+                embedding=vec.astype(np.float32).tobytes(),
+                embedding_model=self.embedder.model_name,
+                bullet_helpful=m.bullet_helpful, bullet_harmful=m.bullet_harmful,
+                is_deprecated=m.is_deprecated, deprecated_by=m.deprecated_by,
+                superseded_by=m.superseded_by, deprecation_reason=m.deprecation_reason,
+                deprecated_at=_epoch(m.updated_at) if m.is_deprecated else None,
+            ))
+            votes[m.id] = [
+                VoteRecord(memory_row_id=0, voter_agent_id=v.voter_agent_id,
+                           task_id=v.task_id or "", vote=v.vote,
+                           created_at=_epoch(v.created_at) or now,
+                           updated_at=_epoch(v.created_at) or now)
+                for v in m.votes
+            ]
+        imported = await self.store.import_memories(news, votes, now) if news else 0
+        if imported:
+            await self.store.add_event(_event(
+                identity, "import", namespace=None, agent_id=acting,
+                memory_ids=[n.id for n in news][:1000], now=now, payload={"count": imported},
+            ))
+            await self.index.catch_up()
+        return s.ImportResponse(
+            imported=imported, skipped=len(req.memories) - imported, reembedded=len(need),
+            ids=[n.id for n in news],
+        )

@@ -1,0 +1,122 @@
+"""Keeps the vector index in step with the database, which is the source of truth.
+
+Every write bumps a row's ``change_seq``; the index remembers the last sequence it has seen and
+replays newer rows (and tombstones). The same path serves start-up after a crash, writes made
+by this process and writes made by other workers, so there is one way the index can be right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aegis_memory.index import IndexedRow, VectorIndex
+from aegis_memory.store import Store
+from aegis_memory.store.records import MemoryRecord
+
+log = logging.getLogger("aegis_memory.index")
+
+
+def indexed_row(m: MemoryRecord) -> IndexedRow:
+    helpful, harmful = m.bullet_helpful, m.bullet_harmful
+    return IndexedRow(
+        label=m.row_id,
+        project_id=m.project_id,
+        namespace=m.namespace,
+        agent_id=m.agent_id,
+        user_id=m.user_id,
+        scope=m.scope,
+        memory_type=m.memory_type,
+        shared_with=tuple(m.shared_with_agents),
+        expires_at=m.expires_at,
+        deprecated=m.is_deprecated,
+        effectiveness=(helpful - harmful) / (helpful + harmful + 1),
+    )
+
+
+class IndexSync:
+    def __init__(self, store: Store, index: VectorIndex, directory: Path | None) -> None:
+        self.store = store
+        self.index = index
+        self.directory = directory
+        self._lock = asyncio.Lock()
+        self._dirty = False
+        self._last_save = time.monotonic()
+
+    @classmethod
+    async def open(
+        cls, store: Store, *, dim: int, model_name: str, directory: Path | None, store_id: str
+    ) -> IndexSync:
+        """Load the persisted index if it belongs to this database and model, else start empty.
+
+        Either way ``catch_up`` then replays whatever the file has not seen.
+        """
+        key = f"{model_name}@{store_id}"
+        index: VectorIndex | None = None
+        if directory is not None:
+            index = await asyncio.to_thread(VectorIndex.load, directory, dim=dim, model_name=key)
+            if index is not None and index.synced_seq > await store.current_seq():
+                log.warning("vector index is newer than the database; rebuilding it")
+                index = None
+        if index is None:
+            index = VectorIndex(dim, key)
+            index.synced_seq = 0
+        sync = cls(store, index, directory)
+        await sync.catch_up()
+        return sync
+
+    async def catch_up(self) -> int:
+        """Apply every change the index has not seen; returns how many rows were applied."""
+        async with self._lock:
+            since = self.index.synced_seq
+            batch = await self.store.changes_since(since)
+            if batch.max_seq <= since:
+                return 0
+            applied = 0
+            while True:
+                await asyncio.to_thread(self._apply, batch.upserts)
+                applied += len(batch.upserts)
+                if len(batch.upserts) < 5000:
+                    break
+                last = batch.upserts[-1]
+                batch = await self.store.changes_since(
+                    since, cursor=(last.change_seq, last.row_id)
+                )
+            if batch.deleted_row_ids:
+                self.index.remove(batch.deleted_row_ids)
+            self.index.synced_seq = batch.max_seq
+            self._dirty = True
+            return applied
+
+    def _apply(self, records: list[MemoryRecord]) -> None:
+        dim = self.index.dim
+        rows: list[IndexedRow] = []
+        vectors: list[np.ndarray] = []
+        for m in records:
+            if m.embedding is None or len(m.embedding) != dim * 4:
+                continue
+            rows.append(indexed_row(m))
+            vectors.append(np.frombuffer(m.embedding, dtype=np.float32))
+        if rows:
+            self.index.upsert(rows, np.vstack(vectors))
+
+    async def save(self, *, force: bool = False, every_seconds: float = 60.0) -> bool:
+        """Persist the index when it changed (and, unless forced, not too often)."""
+        if self.directory is None or not self._dirty:
+            return False
+        if not force and time.monotonic() - self._last_save < every_seconds:
+            return False
+        async with self._lock:
+            await asyncio.to_thread(self.index.save, self.directory)
+            self._dirty = False
+            self._last_save = time.monotonic()
+        return True
+
+    def discard_files(self) -> None:
+        if self.directory is not None and self.directory.exists():
+            shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,119 @@
+"""The one storage interface every backend implements (and the contract tests exercise).
+
+Methods take and return the plain records of ``records.py``. Every multi-row write is one
+transaction. Nothing here knows about scopes' meaning: the service passes in what to store and
+filters what it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from aegis_memory.config import Settings
+from aegis_memory.store.records import (
+    ApiKeyRecord,
+    ChangeBatch,
+    EventRecord,
+    InsertOutcome,
+    MemoryRecord,
+    NewMemory,
+    SessionRecord,
+    VoteRecord,
+)
+
+
+class Store(Protocol):
+    dialect: str
+
+    async def migrate(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def ensure_project(self, project_id: str, now: float) -> None: ...
+    async def list_projects(self) -> list[str]: ...
+    async def insert_key(self, key: ApiKeyRecord) -> None: ...
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+    async def list_keys(self, project_id: str) -> list[ApiKeyRecord]: ...
+    async def revoke_key(self, project_id: str, key_id: str, now: float) -> bool: ...
+
+    async def insert_memories(
+        self, items: Sequence[NewMemory], events: Sequence[EventRecord | None], now: float
+    ) -> list[InsertOutcome]: ...
+    async def update_memory(
+        self, project_id: str, memory_id: str, changes: dict[str, Any], event: EventRecord | None
+    ) -> MemoryRecord | None: ...
+    async def set_shared_with(
+        self, project_id: str, memory_ids: Sequence[str], agent_id: str, now: float
+    ) -> None: ...
+    async def delete_memory(
+        self, project_id: str, memory_id: str, event: EventRecord | None
+    ) -> bool: ...
+    async def upsert_vote(
+        self, project_id: str, vote: VoteRecord, event: EventRecord | None
+    ) -> tuple[int, int]: ...
+    async def add_event(self, event: EventRecord) -> None: ...
+    async def purge_expired(self, now: float, limit: int = 1000) -> int: ...
+
+    async def find_by_dedup_keys(
+        self, project_id: str, keys: Sequence[str], now: float
+    ) -> dict[str, MemoryRecord]: ...
+    async def get_memory(
+        self, project_id: str, memory_id: str, *, with_embedding: bool = False
+    ) -> MemoryRecord | None: ...
+    async def get_memories_by_ids(
+        self, project_id: str, memory_ids: Sequence[str]
+    ) -> list[MemoryRecord]: ...
+    async def get_memories_by_row_ids(
+        self, project_id: str, row_ids: Sequence[int]
+    ) -> dict[int, MemoryRecord]: ...
+    async def existing_ids(self, memory_ids: Sequence[str]) -> dict[str, str]: ...
+    def iter_memories(
+        self,
+        project_id: str,
+        *,
+        namespace: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        with_embeddings: bool = False,
+        batch_size: int = 500,
+    ) -> AsyncIterator[list[MemoryRecord]]: ...
+    async def list_votes(self, row_ids: Sequence[int]) -> dict[int, list[VoteRecord]]: ...
+    async def import_memories(
+        self, items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float
+    ) -> int: ...
+    async def count_memories(self, project_id: str | None = None) -> int: ...
+
+    async def current_seq(self) -> int: ...
+    async def changes_since(
+        self, since_seq: int, *, cursor: tuple[int, int] | None = None, limit: int = 5000
+    ) -> ChangeBatch: ...
+    async def recent_memories(
+        self, project_id: str, namespace: str, agent_id: str, limit: int, now: float
+    ) -> list[MemoryRecord]: ...
+
+    async def get_session(
+        self, project_id: str, namespace: str, session_id: str
+    ) -> SessionRecord | None: ...
+    async def list_sessions(
+        self, project_id: str, namespace: str, *, agent_id: str | None = None
+    ) -> list[SessionRecord]: ...
+    async def insert_session(self, record: SessionRecord) -> None: ...
+    async def replace_session(self, record: SessionRecord) -> None: ...
+
+
+def open_store(settings: Settings) -> Store:
+    """Pick the backend from the database URL (SQLite file by default)."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        from aegis_memory.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if url.startswith(("postgresql", "postgres")):
+        raise RuntimeError(
+            "The PostgreSQL backend is not available yet in this version; "
+            "unset DATABASE_URL to use the embedded SQLite store."
+        )
+    raise RuntimeError(f"Unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")

@@ -1,0 +1,145 @@
+"""Plain data that crosses the store boundary. No behaviour, no business rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class MemoryRecord:
+    row_id: int
+    id: str
+    project_id: str
+    namespace: str
+    agent_id: str | None
+    user_id: str | None
+    content: str
+    content_hash: str
+    scope: str
+    shared_with_agents: list[str]
+    memory_type: str
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+    expires_at: float | None = None
+    bullet_helpful: int = 0
+    bullet_harmful: int = 0
+    is_deprecated: bool = False
+    deprecated_by: str | None = None
+    superseded_by: str | None = None
+    deprecation_reason: str | None = None
+    deprecated_at: float | None = None
+    error_pattern: str | None = None
+    derived_from_agents: list[str] = field(default_factory=list)
+    coordination_metadata: dict[str, Any] = field(default_factory=dict)
+    embedding_model: str | None = None
+    embedding: bytes | None = None
+    change_seq: int = 0
+
+
+@dataclass(slots=True)
+class NewMemory:
+    """A memory about to be inserted; ``dedup_key`` decides whether it already exists."""
+
+    id: str
+    project_id: str
+    namespace: str
+    agent_id: str | None
+    user_id: str | None
+    content: str
+    content_hash: str
+    dedup_key: str
+    scope: str
+    shared_with_agents: list[str]
+    memory_type: str
+    metadata: dict[str, Any]
+    created_at: float
+    expires_at: float | None
+    error_pattern: str | None
+    derived_from_agents: list[str]
+    coordination_metadata: dict[str, Any]
+    embedding: bytes | None
+    embedding_model: str | None
+    updated_at: float | None = None
+    bullet_helpful: int = 0
+    bullet_harmful: int = 0
+    is_deprecated: bool = False
+    deprecated_by: str | None = None
+    superseded_by: str | None = None
+    deprecation_reason: str | None = None
+    deprecated_at: float | None = None
+
+
+@dataclass(slots=True)
+class InsertOutcome:
+    id: str
+    row_id: int
+    inserted: bool
+    record: MemoryRecord | None = None
+
+
+@dataclass(slots=True)
+class EventRecord:
+    id: str
+    project_id: str
+    namespace: str | None
+    event_type: str
+    agent_id: str | None
+    memory_ids: list[str]
+    created_at: float
+    task_id: str | None = None
+    retrieval_event_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class VoteRecord:
+    memory_row_id: int
+    voter_agent_id: str
+    task_id: str
+    vote: str
+    created_at: float
+    updated_at: float
+    context: str | None = None
+
+
+@dataclass(slots=True)
+class ApiKeyRecord:
+    id: str
+    project_id: str
+    agent_id: str | None
+    name: str | None
+    key_hash: str
+    prefix: str
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    project_id: str
+    namespace: str
+    session_id: str
+    status: str
+    completed: list[str]
+    next_items: list[str]
+    blocked: list[dict[str, Any]]
+    created_at: float
+    updated_at: float
+    agent_id: str | None = None
+    user_id: str | None = None
+    in_progress: str | None = None
+    summary: str | None = None
+    total_items: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ChangeBatch:
+    """What changed since a sequence number: the vector index replays it to catch up."""
+
+    upserts: list[MemoryRecord]
+    deleted_row_ids: list[int]
+    max_seq: int

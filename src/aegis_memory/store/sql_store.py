@@ -1,0 +1,782 @@
+"""The SQL implementation of the store, on SQLAlchemy Core.
+
+Each operation is written once, as a plain function over a synchronous SQLAlchemy
+``Connection`` inside one transaction, and marked ``@reads`` or ``@writes``. A backend decides
+how to run it: the embedded SQLite store runs the whole function on a worker thread (one thread
+hop per operation rather than one per statement, which is what makes aiosqlite slow), while a
+server database can run the same function on an async driver through
+``AsyncConnection.run_sync``. The store knows tables and transactions, nothing of scopes or
+keys' rights: the service decides who may do what and hands the store plain records.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from aegis_memory.store import tables as t
+from aegis_memory.store.records import (
+    ApiKeyRecord,
+    ChangeBatch,
+    EventRecord,
+    InsertOutcome,
+    MemoryRecord,
+    NewMemory,
+    SessionRecord,
+    VoteRecord,
+)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_MEMORY_COLUMNS = [c for c in t.memories.c if c.name not in ("embedding", "dedup_key")]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="SqlStore")
+
+
+class DuplicateError(Exception):
+    """A unique constraint said no (a session or feature that already exists)."""
+
+
+def _operation(write: bool) -> Callable[..., Any]:
+    def decorate(
+        fn: Callable[Concatenate[S, Connection, P], R],
+    ) -> Callable[Concatenate[S, P], Awaitable[R]]:
+        @functools.wraps(fn)
+        async def run(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+            return await self._run(write, lambda conn: fn(self, conn, *args, **kwargs))
+
+        return run
+
+    return decorate
+
+
+#: One read transaction (a consistent snapshot).
+reads = _operation(write=False)
+#: One write transaction: all of it is committed, or none of it.
+writes = _operation(write=True)
+
+
+def _memory_from_row(row: Any, with_embedding: bool = False) -> MemoryRecord:
+    m = row._mapping
+    return MemoryRecord(
+        row_id=m["row_id"],
+        id=m["id"],
+        project_id=m["project_id"],
+        namespace=m["namespace"],
+        agent_id=m["agent_id"],
+        user_id=m["user_id"],
+        content=m["content"],
+        content_hash=m["content_hash"],
+        scope=m["scope"],
+        shared_with_agents=list(m["shared_with_agents"] or []),
+        memory_type=m["memory_type"],
+        metadata=dict(m["meta"] or {}),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        expires_at=m["expires_at"],
+        bullet_helpful=m["bullet_helpful"],
+        bullet_harmful=m["bullet_harmful"],
+        is_deprecated=bool(m["is_deprecated"]),
+        deprecated_by=m["deprecated_by"],
+        superseded_by=m["superseded_by"],
+        deprecation_reason=m["deprecation_reason"],
+        deprecated_at=m["deprecated_at"],
+        error_pattern=m["error_pattern"],
+        derived_from_agents=list(m["derived_from_agents"] or []),
+        coordination_metadata=dict(m["coordination_metadata"] or {}),
+        embedding_model=m["embedding_model"],
+        embedding=m["embedding"] if with_embedding else None,
+        change_seq=m["change_seq"],
+    )
+
+
+def _key_from_row(row: Any) -> ApiKeyRecord:
+    m = row._mapping
+    return ApiKeyRecord(**{k: m[k] for k in ApiKeyRecord.__slots__})
+
+
+def _session_from_row(row: Any) -> SessionRecord:
+    m = dict(row._mapping)
+    m["metadata"] = m.pop("meta") or {}
+    m.pop("row_id", None)
+    return SessionRecord(**m)
+
+
+def _upgrade(conn: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+class SqlStore:
+    """The operations; subclasses say how a transaction runs (``_run``) and the dialect bits."""
+
+    dialect: str = "generic"
+
+    async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic), in one write transaction."""
+        await self._run(True, _upgrade)
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ dialect hooks
+
+    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    def _upsert(
+        self,
+        table: Any,
+        conflict: Sequence[str],
+        values: dict[str, Any],
+        update_columns: Sequence[str] | None = None,
+    ) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _next_seq(conn: Connection) -> int:
+        result = conn.execute(
+            update(t.counters)
+            .where(t.counters.c.name == "memory_seq")
+            .values(value=t.counters.c.value + 1)
+            .returning(t.counters.c.value)
+        )
+        return int(result.scalar_one())
+
+    @staticmethod
+    def _insert_events(conn: Connection, events: Iterable[EventRecord]) -> None:
+        rows = [
+            {
+                "id": e.id,
+                "project_id": e.project_id,
+                "namespace": e.namespace,
+                "event_type": e.event_type,
+                "agent_id": e.agent_id,
+                "memory_ids": e.memory_ids,
+                "task_id": e.task_id,
+                "retrieval_event_id": e.retrieval_event_id,
+                "payload": e.payload,
+                "created_at": e.created_at,
+            }
+            for e in events
+        ]
+        if rows:
+            conn.execute(insert(t.events), rows)
+
+    # ------------------------------------------------------------------ meta
+
+    @reads
+    def get_meta(self, conn: Connection, key: str) -> str | None:
+        result = conn.execute(
+            select(t.store_meta.c.value).where(t.store_meta.c.key == key)
+        )
+        return result.scalar_one_or_none()
+
+    @writes
+    def set_meta(self, conn: Connection, key: str, value: str) -> None:
+        conn.execute(self._upsert(t.store_meta, ["key"], {"key": key, "value": value}))
+
+    # ------------------------------------------------------------------ projects and keys
+
+    @writes
+    def ensure_project(self, conn: Connection, project_id: str, now: float) -> None:
+        conn.execute(
+            self._insert_ignore(t.projects, ["id"]).values(id=project_id, created_at=now)
+        )
+
+    @reads
+    def list_projects(self, conn: Connection) -> list[str]:
+        result = conn.execute(select(t.projects.c.id).order_by(t.projects.c.id))
+        return list(result.scalars())
+
+    @writes
+    def insert_key(self, conn: Connection, key: ApiKeyRecord) -> None:
+        conn.execute(
+            self._insert_ignore(t.projects, ["id"]).values(
+                id=key.project_id, created_at=key.created_at
+            )
+        )
+        values = {k: getattr(key, k) for k in key.__slots__}
+        conn.execute(insert(t.api_keys).values(**values))
+
+    @reads
+    def find_key(self, conn: Connection, key_hash: str) -> ApiKeyRecord | None:
+        result = conn.execute(select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
+        row = result.first()
+        return _key_from_row(row) if row else None
+
+    @reads
+    def list_keys(self, conn: Connection, project_id: str) -> list[ApiKeyRecord]:
+        result = conn.execute(
+            select(t.api_keys)
+            .where(t.api_keys.c.project_id == project_id)
+            .order_by(t.api_keys.c.created_at)
+        )
+        return [_key_from_row(r) for r in result]
+
+    @writes
+    def revoke_key(self, conn: Connection, project_id: str, key_id: str, now: float) -> bool:
+        result = conn.execute(
+            update(t.api_keys)
+            .where(
+                t.api_keys.c.project_id == project_id,
+                t.api_keys.c.id == key_id,
+                t.api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return result.rowcount > 0
+
+    # ------------------------------------------------------------------ memories: writes
+
+    @writes
+    def insert_memories(
+        self, conn: Connection,
+        items: Sequence[NewMemory],
+        events: Sequence[EventRecord | None],
+        now: float,
+    ) -> list[InsertOutcome]:
+        """Insert memories in one transaction; a duplicate ``dedup_key`` yields the existing row.
+
+        The unique index decides, not a prior lookup, so concurrent identical adds cannot both
+        win. ``events[i]`` is written only when ``items[i]`` really was inserted.
+        """
+        outcomes: list[InsertOutcome] = []
+        seq = self._next_seq(conn)
+        # An expired duplicate must not swallow a fresh add: release its dedup key first.
+        keys = [i.dedup_key for i in items]
+        conn.execute(
+            update(t.memories)
+            .where(
+                t.memories.c.project_id == items[0].project_id,
+                t.memories.c.dedup_key.in_(keys),
+                t.memories.c.expires_at.is_not(None),
+                t.memories.c.expires_at <= now,
+            )
+            .values(dedup_key=None, change_seq=seq)
+        )
+        written: list[EventRecord] = []
+        for item, event in zip(items, events, strict=True):
+            values = {
+                "id": item.id,
+                "project_id": item.project_id,
+                "namespace": item.namespace,
+                "agent_id": item.agent_id,
+                "user_id": item.user_id,
+                "content": item.content,
+                "content_hash": item.content_hash,
+                "dedup_key": None if item.is_deprecated else item.dedup_key,
+                "scope": item.scope,
+                "shared_with_agents": item.shared_with_agents,
+                "memory_type": item.memory_type,
+                "meta": item.metadata,
+                "created_at": item.created_at,
+                "updated_at": item.updated_at or item.created_at,
+                "expires_at": item.expires_at,
+                "bullet_helpful": item.bullet_helpful,
+                "bullet_harmful": item.bullet_harmful,
+                "is_deprecated": item.is_deprecated,
+                "deprecated_by": item.deprecated_by,
+                "superseded_by": item.superseded_by,
+                "deprecation_reason": item.deprecation_reason,
+                "deprecated_at": item.deprecated_at,
+                "error_pattern": item.error_pattern,
+                "derived_from_agents": item.derived_from_agents,
+                "coordination_metadata": item.coordination_metadata,
+                "embedding": item.embedding,
+                "embedding_model": item.embedding_model,
+                "change_seq": seq,
+            }
+            stmt = (
+                self._insert_ignore(t.memories, ["project_id", "dedup_key"])
+                .values(**values)
+                .returning(t.memories.c.row_id)
+            )
+            row_id = (conn.execute(stmt)).scalar_one_or_none()
+            if row_id is not None:
+                outcomes.append(InsertOutcome(id=item.id, row_id=row_id, inserted=True))
+                if event is not None:
+                    written.append(event)
+                continue
+            existing = (
+                conn.execute(
+                    select(*_MEMORY_COLUMNS).where(
+                        t.memories.c.project_id == item.project_id,
+                        t.memories.c.dedup_key == item.dedup_key,
+                    )
+                )
+            ).first()
+            if existing is None:  # pragma: no cover - the conflict row vanished mid-txn
+                raise RuntimeError("dedup conflict without an existing row")
+            record = _memory_from_row(existing)
+            outcomes.append(
+                InsertOutcome(id=record.id, row_id=record.row_id, inserted=False, record=record)
+            )
+        self._insert_events(conn, written)
+        return outcomes
+
+    @writes
+    def update_memory(
+        self, conn: Connection,
+        project_id: str,
+        memory_id: str,
+        changes: dict[str, Any],
+        event: EventRecord | None,
+    ) -> MemoryRecord | None:
+        """Apply column changes (already decided by the service) and bump the change sequence."""
+        try:
+            seq = self._next_seq(conn)
+            values = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
+            values["change_seq"] = seq
+            result = conn.execute(
+                update(t.memories)
+                .where(t.memories.c.project_id == project_id, t.memories.c.id == memory_id)
+                .values(**values)
+                .returning(*_MEMORY_COLUMNS)
+            )
+            row = result.first()
+            if row is None:
+                return None
+            if event is not None:
+                self._insert_events(conn, [event])
+            return _memory_from_row(row)
+        except IntegrityError as exc:
+            raise DuplicateError(memory_id) from exc
+
+    @writes
+    def set_shared_with(
+        self,
+        conn: Connection,
+        project_id: str, memory_ids: Sequence[str], agent_id: str, now: float
+    ) -> None:
+        """Add ``agent_id`` to each memory's share list (handoff with ``share=true``)."""
+        seq = self._next_seq(conn)
+        rows = conn.execute(
+            select(t.memories.c.id, t.memories.c.shared_with_agents, t.memories.c.scope).where(
+                t.memories.c.project_id == project_id, t.memories.c.id.in_(memory_ids)
+            )
+        )
+        for mid, shared, scope in rows.all():
+            shared = list(shared or [])
+            if scope == "global" or agent_id in shared:
+                continue
+            shared.append(agent_id)
+            conn.execute(
+                update(t.memories)
+                .where(t.memories.c.id == mid)
+                .values(
+                    shared_with_agents=shared,
+                    scope="agent-shared",
+                    updated_at=now,
+                    change_seq=seq,
+                )
+            )
+
+    @writes
+    def delete_memory(
+        self, conn: Connection, project_id: str, memory_id: str, event: EventRecord | None
+    ) -> bool:
+        seq = self._next_seq(conn)
+        result = conn.execute(
+            delete(t.memories)
+            .where(t.memories.c.project_id == project_id, t.memories.c.id == memory_id)
+            .returning(t.memories.c.row_id)
+        )
+        row_id = result.scalar_one_or_none()
+        if row_id is None:
+            return False
+        conn.execute(delete(t.votes).where(t.votes.c.memory_row_id == row_id))
+        conn.execute(insert(t.tombstones).values(seq=seq, row_id=row_id))
+        if event is not None:
+            self._insert_events(conn, [event])
+        return True
+
+    @writes
+    def upsert_vote(
+        self, conn: Connection, project_id: str, vote: VoteRecord, event: EventRecord | None
+    ) -> tuple[int, int]:
+        """Record one vote per (memory, voter, task); recount the memory's counters atomically."""
+        seq = self._next_seq(conn)
+        conn.execute(
+            self._upsert(
+                t.votes,
+                ["memory_row_id", "voter_agent_id", "task_id"],
+                {
+                    "memory_row_id": vote.memory_row_id,
+                    "voter_agent_id": vote.voter_agent_id,
+                    "task_id": vote.task_id,
+                    "vote": vote.vote,
+                    "context": vote.context,
+                    "created_at": vote.created_at,
+                    "updated_at": vote.updated_at,
+                },
+                update_columns=("vote", "context", "updated_at"),
+            )
+        )
+        counts = dict(
+            (
+                conn.execute(
+                    select(t.votes.c.vote, func.count())
+                    .where(t.votes.c.memory_row_id == vote.memory_row_id)
+                    .group_by(t.votes.c.vote)
+                )
+            ).all()
+        )
+        helpful, harmful = int(counts.get("helpful", 0)), int(counts.get("harmful", 0))
+        conn.execute(
+            update(t.memories)
+            .where(
+                t.memories.c.project_id == project_id,
+                t.memories.c.row_id == vote.memory_row_id,
+            )
+            .values(bullet_helpful=helpful, bullet_harmful=harmful, change_seq=seq)
+        )
+        if event is not None:
+            self._insert_events(conn, [event])
+        return helpful, harmful
+
+    @writes
+    def add_event(self, conn: Connection, event: EventRecord) -> None:
+        self._insert_events(conn, [event])
+
+    @writes
+    def purge_expired(self, conn: Connection, now: float, limit: int = 1000) -> int:
+        """Hard-delete memories whose TTL passed (reads already hide them)."""
+        rows = (
+            conn.execute(
+                select(t.memories.c.row_id)
+                .where(t.memories.c.expires_at.is_not(None), t.memories.c.expires_at <= now)
+                .limit(limit)
+            )
+        ).scalars().all()
+        if not rows:
+            return 0
+        seq = self._next_seq(conn)
+        conn.execute(delete(t.votes).where(t.votes.c.memory_row_id.in_(rows)))
+        conn.execute(delete(t.memories).where(t.memories.c.row_id.in_(rows)))
+        conn.execute(insert(t.tombstones), [{"seq": seq, "row_id": r} for r in rows])
+        return len(rows)
+
+    # ------------------------------------------------------------------ memories: reads
+
+    @reads
+    def find_by_dedup_keys(
+        self, conn: Connection, project_id: str, keys: Sequence[str], now: float
+    ) -> dict[str, MemoryRecord]:
+        """Existing live memories for these dedup keys (checked before any embedding work)."""
+        if not keys:
+            return {}
+        result = conn.execute(
+            select(t.memories.c.dedup_key, *_MEMORY_COLUMNS).where(
+                t.memories.c.project_id == project_id,
+                t.memories.c.dedup_key.in_(list(keys)),
+                or_(t.memories.c.expires_at.is_(None), t.memories.c.expires_at > now),
+            )
+        )
+        return {row._mapping["dedup_key"]: _memory_from_row(row) for row in result}
+
+    @reads
+    def get_memory(
+        self, conn: Connection, project_id: str, memory_id: str, *, with_embedding: bool = False
+    ) -> MemoryRecord | None:
+        cols = [*_MEMORY_COLUMNS, t.memories.c.embedding] if with_embedding else _MEMORY_COLUMNS
+        result = conn.execute(
+            select(*cols).where(
+                t.memories.c.project_id == project_id, t.memories.c.id == memory_id
+            )
+        )
+        row = result.first()
+        return _memory_from_row(row, with_embedding) if row else None
+
+    @reads
+    def get_memories_by_ids(
+        self, conn: Connection, project_id: str, memory_ids: Sequence[str]
+    ) -> list[MemoryRecord]:
+        if not memory_ids:
+            return []
+        result = conn.execute(
+            select(*_MEMORY_COLUMNS).where(
+                t.memories.c.project_id == project_id, t.memories.c.id.in_(list(memory_ids))
+            )
+        )
+        return [_memory_from_row(r) for r in result]
+
+    @reads
+    def get_memories_by_row_ids(
+        self, conn: Connection, project_id: str, row_ids: Sequence[int]
+    ) -> dict[int, MemoryRecord]:
+        if not row_ids:
+            return {}
+        result = conn.execute(
+            select(*_MEMORY_COLUMNS).where(
+                t.memories.c.project_id == project_id,
+                t.memories.c.row_id.in_(list(row_ids)),
+            )
+        )
+        return {r._mapping["row_id"]: _memory_from_row(r) for r in result}
+
+    @reads
+    def existing_ids(self, conn: Connection, memory_ids: Sequence[str]) -> dict[str, str]:
+        """Which of these public ids exist already, mapped to their project (for import)."""
+        if not memory_ids:
+            return {}
+        result = conn.execute(
+            select(t.memories.c.id, t.memories.c.project_id).where(
+                t.memories.c.id.in_(list(memory_ids))
+            )
+        )
+        return {mid: pid for mid, pid in result.all()}
+
+    async def iter_memories(
+        self,
+        project_id: str,
+        *,
+        namespace: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        with_embeddings: bool = False,
+        batch_size: int = 500,
+    ) -> AsyncIterator[list[MemoryRecord]]:
+        """Every memory of a project in row order, in batches (keyset pagination)."""
+        cols = [*_MEMORY_COLUMNS, t.memories.c.embedding] if with_embeddings else _MEMORY_COLUMNS
+        last = 0
+        while True:
+            query: Select[Any] = select(*cols).where(
+                t.memories.c.project_id == project_id, t.memories.c.row_id > last
+            )
+            if namespace is not None:
+                query = query.where(t.memories.c.namespace == namespace)
+            if user_id is not None:
+                query = query.where(t.memories.c.user_id == user_id)
+            if agent_id is not None:
+                query = query.where(t.memories.c.agent_id == agent_id)
+            query = query.order_by(t.memories.c.row_id).limit(batch_size)
+            rows = await self._run(False, lambda conn, q=query: conn.execute(q).all())
+            if not rows:
+                return
+            batch = [_memory_from_row(r, with_embeddings) for r in rows]
+            last = batch[-1].row_id
+            yield batch
+
+    @reads
+    def list_votes(self, conn: Connection, row_ids: Sequence[int]) -> dict[int, list[VoteRecord]]:
+        if not row_ids:
+            return {}
+        result = conn.execute(
+            select(t.votes).where(t.votes.c.memory_row_id.in_(list(row_ids)))
+        )
+        out: dict[int, list[VoteRecord]] = {}
+        for row in result:
+            m = row._mapping
+            out.setdefault(m["memory_row_id"], []).append(
+                VoteRecord(**{k: m[k] for k in VoteRecord.__slots__})
+            )
+        return out
+
+    @writes
+    def import_memories(
+        self,
+        conn: Connection,
+        items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float
+    ) -> int:
+        """Insert restored memories (ids kept) and their votes, skipping ids that exist."""
+        seq = self._next_seq(conn)
+        count = 0
+        for item in items:
+            values = {
+                c: getattr(item, c)
+                for c in NewMemory.__slots__
+                if c not in ("metadata",)
+            }
+            values["meta"] = item.metadata
+            values["updated_at"] = item.updated_at or item.created_at
+            values["change_seq"] = seq
+            if item.is_deprecated:
+                values["dedup_key"] = None
+            row_id = (
+                conn.execute(
+                    self._insert_ignore(t.memories, []).values(**values)
+                    .returning(t.memories.c.row_id)
+                )
+            ).scalar_one_or_none()
+            if row_id is None:
+                continue
+            count += 1
+            rows = [
+                {
+                    "memory_row_id": row_id,
+                    "voter_agent_id": v.voter_agent_id,
+                    "task_id": v.task_id,
+                    "vote": v.vote,
+                    "context": v.context,
+                    "created_at": v.created_at,
+                    "updated_at": v.updated_at,
+                }
+                for v in votes.get(item.id, [])
+            ]
+            if rows:
+                conn.execute(insert(t.votes), rows)
+        return count
+
+    @reads
+    def count_memories(self, conn: Connection, project_id: str | None = None) -> int:
+        query = select(func.count()).select_from(t.memories)
+        if project_id is not None:
+            query = query.where(t.memories.c.project_id == project_id)
+        return int((conn.execute(query)).scalar_one())
+
+    # ------------------------------------------------------------------ index catch-up
+
+    @reads
+    def current_seq(self, conn: Connection) -> int:
+        result = conn.execute(
+            select(t.counters.c.value).where(t.counters.c.name == "memory_seq")
+        )
+        return int(result.scalar_one())
+
+    @reads
+    def changes_since(
+        self,
+        conn: Connection,
+        since_seq: int, *, cursor: tuple[int, int] | None = None, limit: int = 5000
+    ) -> ChangeBatch:
+        """Rows written after ``since_seq`` (with embeddings) and rows deleted after it.
+
+        One read transaction, so the rows and ``max_seq`` are one consistent snapshot. Rows come
+        ordered by (change_seq, row_id); to read the next page pass the last row's pair as
+        ``cursor``. Deletions are always all of those after ``since_seq`` (they are few).
+        """
+        c = t.memories.c
+        max_seq = int(
+            (
+                conn.execute(
+                    select(t.counters.c.value).where(t.counters.c.name == "memory_seq")
+                )
+            ).scalar_one()
+        )
+        if max_seq <= since_seq:
+            return ChangeBatch(upserts=[], deleted_row_ids=[], max_seq=max_seq)
+        where = (
+            or_(
+                c.change_seq > cursor[0],
+                and_(c.change_seq == cursor[0], c.row_id > cursor[1]),
+            )
+            if cursor
+            else c.change_seq > since_seq
+        )
+        rows = (
+            conn.execute(
+                select(*_MEMORY_COLUMNS, c.embedding)
+                .where(where)
+                .order_by(c.change_seq, c.row_id)
+                .limit(limit)
+            )
+        ).all()
+        deleted = list(
+            (
+                conn.execute(
+                    select(t.tombstones.c.row_id).where(t.tombstones.c.seq > since_seq)
+                )
+            ).scalars()
+        )
+        return ChangeBatch(
+            upserts=[_memory_from_row(r, True) for r in rows],
+            deleted_row_ids=deleted,
+            max_seq=max_seq,
+        )
+
+    @reads
+    def recent_memories(
+        self,
+        conn: Connection,
+        project_id: str, namespace: str, agent_id: str, limit: int, now: float
+    ) -> list[MemoryRecord]:
+        """An agent's newest live memories (handoffs without a task context)."""
+        c = t.memories.c
+        rows = conn.execute(
+            select(*_MEMORY_COLUMNS)
+            .where(
+                c.project_id == project_id,
+                c.namespace == namespace,
+                c.agent_id == agent_id,
+                c.is_deprecated.is_(False),
+                or_(c.expires_at.is_(None), c.expires_at > now),
+            )
+            .order_by(c.created_at.desc(), c.row_id.desc())
+            .limit(limit)
+        )
+        return [_memory_from_row(r) for r in rows]
+
+    # ------------------------------------------------------------------ sessions
+
+    @reads
+    def get_session(
+        self, conn: Connection, project_id: str, namespace: str, session_id: str
+    ) -> SessionRecord | None:
+        row = (
+            conn.execute(
+                select(t.sessions).where(
+                    t.sessions.c.project_id == project_id,
+                    t.sessions.c.namespace == namespace,
+                    t.sessions.c.session_id == session_id,
+                )
+            )
+        ).first()
+        return _session_from_row(row) if row else None
+
+    @reads
+    def list_sessions(
+        self, conn: Connection, project_id: str, namespace: str, *, agent_id: str | None = None
+    ) -> list[SessionRecord]:
+        query = select(t.sessions).where(
+            t.sessions.c.project_id == project_id, t.sessions.c.namespace == namespace
+        )
+        if agent_id is not None:
+            query = query.where(t.sessions.c.agent_id == agent_id)
+        rows = conn.execute(query.order_by(t.sessions.c.updated_at.desc()))
+        return [_session_from_row(r) for r in rows]
+
+    @writes
+    def insert_session(self, conn: Connection, record: SessionRecord) -> None:
+        values = {k: getattr(record, k) for k in SessionRecord.__slots__ if k != "metadata"}
+        values["meta"] = record.metadata
+        try:
+            conn.execute(insert(t.sessions).values(**values))
+        except IntegrityError as exc:
+            raise DuplicateError(record.session_id) from exc
+
+    @writes
+    def replace_session(self, conn: Connection, record: SessionRecord) -> None:
+        values = {k: getattr(record, k) for k in SessionRecord.__slots__ if k != "metadata"}
+        values["meta"] = record.metadata
+        conn.execute(
+            self._upsert(
+                t.sessions,
+                ["project_id", "namespace", "session_id"],
+                values,
+                update_columns=tuple(
+                    k for k in values if k not in ("project_id", "namespace", "session_id",
+                                                   "created_at")
+                ),
+            )
+        )
+

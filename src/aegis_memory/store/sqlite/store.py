@@ -1,0 +1,116 @@
+"""SQLite flavour of the SQL store: the embedded default, one file, zero set-up.
+
+SQLite allows one writer at a time. Writes run on a single dedicated thread with a connection
+whose transactions start with ``BEGIN IMMEDIATE`` (the write lock is taken up front, and other
+processes wait for it through ``busy_timeout`` instead of failing half-way), so in-process
+writers simply queue. Reads run on a small thread pool of connections in deferred
+transactions, which WAL lets proceed beside the writer. Each operation is one thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
+
+from aegis_memory.store.sql_store import SqlStore
+
+R = TypeVar("R")
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-65536",
+)
+READ_THREADS = 4
+
+
+def _engine(path: str, *, begin: str, pool_size: int) -> Engine:
+    engine = create_engine(
+        f"sqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's own is always deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in _PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class SQLiteStore(SqlStore):
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path or path == ":memory:":
+            raise ValueError("The SQLite store needs a file path (sqlite:///path/to/aegis.db).")
+        path = str(Path(path).expanduser())
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer = _engine(path, begin="BEGIN IMMEDIATE", pool_size=1)
+        self._reader = _engine(path, begin="BEGIN", pool_size=READ_THREADS)
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="aegis-sqlite-write")
+        self._read_threads = ThreadPoolExecutor(
+            READ_THREADS, thread_name_prefix="aegis-sqlite-read"
+        )
+        self._closed = threading.Event()
+
+    async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
+        engine = self._writer if write else self._reader
+        pool = self._write_thread if write else self._read_threads
+
+        def _transaction() -> R:
+            with engine.begin() as conn:
+                return call(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(pool, _transaction)
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._write_thread.shutdown(wait=True)
+        self._read_threads.shutdown(wait=True)
+        self._writer.dispose()
+        self._reader.dispose()
+
+    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
+        # An empty ``conflict`` means "any unique constraint" (used by idempotent imports).
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
+
+    def _upsert(
+        self,
+        table: Any,
+        conflict: Sequence[str],
+        values: dict[str, Any],
+        update_columns: Sequence[str] | None = None,
+    ) -> Any:
+        stmt = sqlite_insert(table).values(**values)
+        cols = update_columns or [k for k in values if k not in conflict]
+        return stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in cols}
+        )

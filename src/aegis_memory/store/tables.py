@@ -1,0 +1,204 @@
+"""Table definitions (SQLAlchemy Core), shared by every SQL backend.
+
+Times are stored as epoch seconds (double precision): one representation on SQLite and
+PostgreSQL, cheap to compare, converted to ``datetime`` only at the API edge. The schema itself
+is created by the Alembic migrations in ``migrations/``; these objects describe it for queries
+and for the drift test that compares both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+#: 64-bit ids on PostgreSQL; SQLite only autoincrements a column declared exactly INTEGER.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+Ident = String(256)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Ident, primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", Ident, nullable=False, index=True),
+    Column("agent_id", Ident),
+    Column("name", Ident),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+)
+
+memories = Table(
+    "memories",
+    metadata,
+    # row_id is the integer label the vector index uses; id is the public identifier.
+    Column("row_id", RowId, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("project_id", Ident, nullable=False),
+    Column("namespace", Ident, nullable=False),
+    Column("agent_id", Ident),
+    Column("user_id", Ident),
+    Column("content", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    # NULL once a memory is deprecated or expired, so the same text can be stored again.
+    Column("dedup_key", String(64)),
+    Column("scope", String(16), nullable=False),
+    Column("shared_with_agents", Json, nullable=False),
+    Column("memory_type", String(32), nullable=False),
+    Column("meta", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("bullet_helpful", Integer, nullable=False, server_default="0"),
+    Column("bullet_harmful", Integer, nullable=False, server_default="0"),
+    Column("is_deprecated", Boolean, nullable=False, server_default="0"),
+    Column("deprecated_by", Ident),
+    Column("superseded_by", String(36)),
+    Column("deprecation_reason", Text),
+    Column("deprecated_at", Float),
+    Column("error_pattern", Ident),
+    Column("derived_from_agents", Json, nullable=False),
+    Column("coordination_metadata", Json, nullable=False),
+    Column("embedding", LargeBinary),
+    Column("embedding_model", Ident),
+    # Bumped by every write; the vector index catches up on rows whose change_seq is newer.
+    Column("change_seq", BigInteger, nullable=False),
+    # AUTOINCREMENT: a deleted row's id is never handed out again (the index keys on it).
+    sqlite_autoincrement=True,
+)
+Index("ux_memories_dedup", memories.c.project_id, memories.c.dedup_key, unique=True)
+Index("ix_memories_owner", memories.c.project_id, memories.c.namespace, memories.c.agent_id)
+Index("ix_memories_change_seq", memories.c.change_seq)
+Index("ix_memories_expires_at", memories.c.expires_at)
+
+votes = Table(
+    "votes",
+    metadata,
+    Column(
+        "memory_row_id",
+        RowId,
+        ForeignKey("memories.row_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("voter_agent_id", Ident, primary_key=True),
+    # '' when the vote names no task: part of the key, so it cannot be NULL.
+    Column("task_id", Ident, primary_key=True),
+    Column("vote", String(8), nullable=False),
+    Column("context", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("row_id", RowId, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("project_id", Ident, nullable=False),
+    Column("namespace", Ident),
+    Column("event_type", String(32), nullable=False),
+    Column("agent_id", Ident),
+    Column("memory_ids", Json, nullable=False),
+    Column("task_id", Ident),
+    Column("retrieval_event_id", String(36)),
+    Column("payload", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_events_project_time", events.c.project_id, events.c.created_at)
+Index("ix_events_project_type", events.c.project_id, events.c.event_type)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("row_id", RowId, primary_key=True, autoincrement=True),
+    Column("project_id", Ident, nullable=False),
+    Column("namespace", Ident, nullable=False),
+    Column("session_id", Ident, nullable=False),
+    Column("agent_id", Ident),
+    Column("user_id", Ident),
+    Column("status", String(16), nullable=False),
+    Column("completed", Json, nullable=False),
+    Column("in_progress", Text),
+    Column("next_items", Json, nullable=False),
+    Column("blocked", Json, nullable=False),
+    Column("summary", Text),
+    Column("total_items", Integer),
+    Column("meta", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index(
+    "ux_sessions_key", sessions.c.project_id, sessions.c.namespace, sessions.c.session_id,
+    unique=True,
+)
+
+features = Table(
+    "features",
+    metadata,
+    Column("row_id", RowId, primary_key=True, autoincrement=True),
+    Column("project_id", Ident, nullable=False),
+    Column("namespace", Ident, nullable=False),
+    Column("feature_id", Ident, nullable=False),
+    Column("description", Text),
+    Column("session_id", Ident),
+    Column("category", Ident),
+    Column("status", String(16), nullable=False),
+    Column("passes", Boolean, nullable=False, server_default="0"),
+    Column("test_steps", Json, nullable=False),
+    Column("implemented_by", Ident),
+    Column("verified_by", Ident),
+    Column("failure_reason", Text),
+    Column("completed_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index(
+    "ux_features_key", features.c.project_id, features.c.namespace, features.c.feature_id,
+    unique=True,
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+tombstones = Table(
+    "memory_tombstones",
+    metadata,
+    Column("seq", BigInteger, nullable=False, index=True),
+    Column("row_id", RowId, primary_key=True),
+)
+
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
