@@ -1,4 +1,4 @@
-"""SPEC §2 access rule, every scope × caller × read path, over HTTP against a real server.
+"""SPEC §2 access rule, every scope x caller x read path, over HTTP against a real server.
 
 A memory that exists but is not visible must look exactly like one that does not exist (404).
 """

@@ -112,7 +112,8 @@ def test_update_and_delete(http, ns):
     r = http.patch(f"/memories/{mid}", json={"agent_id": "pm", "content": "Team standup at 10am",
                                              "metadata": {"b": 2}})
     assert r.status_code == 200, r.text
-    assert r.json()["content"] == "Team standup at 10am" and r.json()["metadata"] == {"a": 1, "b": 2}
+    assert r.json()["content"] == "Team standup at 10am"
+    assert r.json()["metadata"] == {"a": 1, "b": 2}
     found = query(http, query="when is standup", agent_id="pm", namespace=ns)
     assert found[0]["content"] == "Team standup at 10am"
     # Another agent cannot see it, so cannot change it either.
@@ -195,7 +196,10 @@ def test_filtered_search_fills_top_k_at_one_percent(server: ServerProcess, http,
     http.delete(f"/memories/{probe['id']}")
     rng = np.random.default_rng(7)
     total, rare = 20_000, 200
-    vectors = rng.normal(size=(total, dim)).astype(np.float32)
+    # Clustered like real sentence embeddings (topics), not uniform noise.
+    centres = rng.normal(size=(64, dim))
+    vectors = (centres[rng.integers(0, 64, total)] + 0.6 * rng.normal(size=(total, dim)))
+    vectors = vectors.astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     for start in range(0, total, 1000):
         batch = []

@@ -26,7 +26,7 @@ def snippets() -> dict[str, str]:
     text = README.read_text()
     found: dict[str, str] = {}
     heading = ""
-    for part in re.split(r"(^#+ .*$|```python\n.*?```)", text, flags=re.M | re.S):
+    for part in re.split(r"(^#+ [^\n]*$|```python\n.*?```)", text, flags=re.M | re.S):
         if part.startswith("#"):
             heading = part.lstrip("#").strip()
         elif part.startswith("```python"):

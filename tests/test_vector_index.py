@@ -423,6 +423,32 @@ def test_exactly_k_at_one_percent_over_20k_rows(plan: str) -> None:
         assert stats["exact"] == 61
 
 
+class _FailingGraph:
+    """Stands in for the hnswlib index: searches fail as when hnswlib cannot fill k."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def knn_query(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Cannot return the results in a contiguous 2D array")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_hnsw_failure_falls_back_to_exact() -> None:
+    rng = np.random.default_rng(14)
+    v = unit(rng, 500)
+    index = make_index("hnsw")
+    index.upsert([row(i + 1, namespace=f"ns{i % 2}") for i in range(500)], v)
+    index._hnsw = _FailingGraph(index._hnsw)  # type: ignore[assignment]
+    oracle = Oracle()
+    oracle.upsert([row(i + 1, namespace=f"ns{i % 2}") for i in range(500)], v)
+    for f in (flt(), flt(namespace="ns1")):
+        assert_same(index.search(v[3], 10, f), oracle.search(v[3], 10, f))
+    assert index.stats()["fallback-exact"] == 2
+
+
 def test_random_operations_agree_with_brute_force() -> None:
     for seed in range(6):
         rng = random.Random(seed)
@@ -534,6 +560,25 @@ def test_load_returns_none_for_corrupted_files(tmp_path: Path, target: str, dama
     assert VectorIndex.load(tmp_path, dim=DIM, model_name="test-model") is None
 
 
+def test_failed_save_keeps_previous_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _saved(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    index.upsert([row(1000)], unit(np.random.default_rng(0), 1))
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", disk_full)
+    with pytest.raises(OSError):
+        index.save(tmp_path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no stray temp files
+    loaded = VectorIndex.load(tmp_path, dim=DIM, model_name="test-model")
+    assert loaded is not None and len(loaded) == 300
+
+
 def test_load_rejects_consistent_but_wrong_contents(tmp_path: Path) -> None:
     """A snapshot whose checksums match but whose arrays disagree is still rejected."""
     _saved(tmp_path)
@@ -547,7 +592,7 @@ def test_load_rejects_consistent_but_wrong_contents(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- threads
 
 
-def test_concurrent_searches_and_writes() -> None:
+def test_concurrent_searches_and_writes(tmp_path: Path) -> None:
     rng = np.random.default_rng(13)
     n = 3000
     index = make_index("auto", ef_search=64, exact_min_candidates=200, exact_crossover=0)
@@ -583,6 +628,8 @@ def test_concurrent_searches_and_writes() -> None:
                 index.remove(labels[50:80])
                 if step % 10 == 0:
                     index.upsert([row(i + 1) for i in range(2 * n, 2 * n + 1500)], unit(r, 1500))
+                if step == 15:
+                    index.save(tmp_path)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -602,6 +649,7 @@ def test_concurrent_searches_and_writes() -> None:
     assert index.count(f) == len(index)
     for q in unit(rng, 5):
         assert len(index.search(q, 10, f)) == 10
+    assert VectorIndex.load(tmp_path, dim=DIM, model_name="test-model") is not None
 
 
 def test_row_replace_keeps_dataclass_semantics() -> None:

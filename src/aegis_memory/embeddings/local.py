@@ -121,8 +121,14 @@ class LocalOnnxEmbedder:
         with self._lock:
             if self._session is not None:
                 return self._session
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
+            try:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise EmbeddingError(
+                    f"local embeddings need onnxruntime and tokenizers ({exc}); "
+                    "install them with: pip install 'aegis-memory[server]'"
+                ) from exc
 
             model_bytes = self._file(_MODEL_FILE).read_bytes()
             expected = self._metadata.get("sha256")

@@ -651,14 +651,14 @@ class MemoryService:
                            updated_at=_epoch(v.created_at) or now)
                 for v in m.votes
             ]
-        imported = await self.store.import_memories(news, votes, now) if news else 0
-        if imported:
+        inserted = await self.store.import_memories(news, votes, now) if news else []
+        if inserted:
             await self.store.add_event(_event(
-                identity, "import", namespace=None, agent_id=acting,
-                memory_ids=[n.id for n in news][:1000], now=now, payload={"count": imported},
+                identity, "import", namespace=None, agent_id=acting, memory_ids=inserted,
+                now=now, payload={"count": len(inserted)},
             ))
             await self.index.catch_up()
         return s.ImportResponse(
-            imported=imported, skipped=len(req.memories) - imported, reembedded=len(need),
-            ids=[n.id for n in news],
+            imported=len(inserted), skipped=len(req.memories) - len(inserted),
+            reembedded=len(need), ids=inserted,
         )

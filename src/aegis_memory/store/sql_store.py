@@ -597,45 +597,48 @@ class SqlStore:
         self,
         conn: Connection,
         items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float
-    ) -> int:
-        """Insert restored memories (ids kept) and their votes, skipping ids that exist."""
+    ) -> list[str]:
+        """Insert restored memories (ids kept) and their votes, skipping ids or live
+        duplicates that exist. One multi-row statement: imports are the bulk path."""
+        if not items:
+            return []
         seq = self._next_seq(conn)
-        count = 0
+        rows = []
         for item in items:
-            values = {
-                c: getattr(item, c)
-                for c in NewMemory.__slots__
-                if c not in ("metadata",)
-            }
+            values = {c: getattr(item, c) for c in NewMemory.__slots__ if c != "metadata"}
             values["meta"] = item.metadata
             values["updated_at"] = item.updated_at or item.created_at
             values["change_seq"] = seq
             if item.is_deprecated:
                 values["dedup_key"] = None
-            row_id = (
-                conn.execute(
-                    self._insert_ignore(t.memories, []).values(**values)
-                    .returning(t.memories.c.row_id)
+            rows.append(values)
+        conn.execute(self._insert_ignore(t.memories, []), rows)
+        # Rows this transaction inserted carry its sequence number; skipped ones do not.
+        inserted = dict(
+            conn.execute(
+                select(t.memories.c.id, t.memories.c.row_id).where(
+                    t.memories.c.change_seq == seq,
+                    t.memories.c.id.in_([i.id for i in items]),
                 )
-            ).scalar_one_or_none()
-            if row_id is None:
-                continue
-            count += 1
-            rows = [
-                {
-                    "memory_row_id": row_id,
-                    "voter_agent_id": v.voter_agent_id,
-                    "task_id": v.task_id,
-                    "vote": v.vote,
-                    "context": v.context,
-                    "created_at": v.created_at,
-                    "updated_at": v.updated_at,
-                }
-                for v in votes.get(item.id, [])
-            ]
-            if rows:
-                conn.execute(insert(t.votes), rows)
-        return count
+            ).all()
+        )
+        vote_rows = [
+            {
+                "memory_row_id": inserted[mid],
+                "voter_agent_id": v.voter_agent_id,
+                "task_id": v.task_id,
+                "vote": v.vote,
+                "context": v.context,
+                "created_at": v.created_at,
+                "updated_at": v.updated_at,
+            }
+            for mid, vs in votes.items()
+            if mid in inserted
+            for v in vs
+        ]
+        if vote_rows:
+            conn.execute(insert(t.votes), vote_rows)
+        return list(inserted)
 
     @reads
     def count_memories(self, conn: Connection, project_id: str | None = None) -> int:
