@@ -8,6 +8,7 @@ for each plan the planner can pick (exact, HNSW with and without the filter call
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import threading
@@ -275,6 +276,24 @@ def test_expiry_deprecated_and_effectiveness_boundaries() -> None:
     assert {x for x, _ in index.search(q, 10, flt(include_deprecated=True))} == {3, 4, 5, 6}
     assert {x for x, _ in index.search(q, 10, flt(min_effectiveness=0.5))} == {6}
     assert {x for x, _ in index.search(q, 10, flt(now=NOW - 2))} == {1, 2, 3, 4, 6}
+
+
+def test_expiry_and_deprecation_counters_follow_updates() -> None:
+    """The index skips the expiry/deprecation tests when no live row needs them; the
+    counters behind that shortcut must follow every update and removal."""
+    index = make_index()
+    v = unit(np.random.default_rng(15), 3)
+    index.upsert([row(1, expires_at=-math.inf), row(2)], v[:2])
+    assert index.count(flt()) == 1
+    index.update_attrs([row(1)])
+    assert index.count(flt()) == 2
+    index.update_attrs([row(1, expires_at=NOW - 1, deprecated=True)])
+    assert index.count(flt()) == 1 and index.count(flt(include_deprecated=True)) == 1
+    index.update_attrs([row(1, deprecated=True)])
+    assert index.count(flt()) == 1 and index.count(flt(include_deprecated=True)) == 2
+    index.remove([1])
+    index.upsert([row(3, expires_at=NOW)], v[2:])
+    assert index.count(flt()) == 1 and index.count(flt(now=NOW - 1)) == 2
 
 
 # --------------------------------------------------------------------------- writes

@@ -58,13 +58,16 @@ def serve(
         os.environ["AEGIS_DATA_DIR"] = str(data_dir)
     if log_level is not None:
         os.environ["LOG_LEVEL"] = log_level
+    from aegis_memory.embeddings import EmbeddingError
+    from aegis_memory.service.engine import preflight
+    from aegis_memory.service.errors import StartupError
+
     settings = Settings()
-    if settings.aegis_env == "production" and settings.aegis_api_key == "dev-key":
-        err.print(
-            "[red]Refusing to start:[/red] AEGIS_ENV=production with the default key 'dev-key'. "
-            "Set AEGIS_API_KEY to a long random secret."
-        )
-        raise typer.Exit(1)
+    try:
+        asyncio.run(preflight(settings))
+    except (StartupError, EmbeddingError) as exc:
+        err.print(f"[red]Aegis cannot start:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
     where = settings.resolved_database_url if not settings.is_sqlite else str(
         settings.aegis_data_dir
     )

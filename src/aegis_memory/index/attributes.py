@@ -202,7 +202,7 @@ class AttributeStore:
         self._part_pos = np.zeros(capacity, dtype=np.int64)
         self.n_slots = 0  # high-water mark: every slot below it has been used
         self.n_live = 0
-        self.n_expiring = 0  # live rows with a finite expires_at
+        self.n_expiring = 0  # live rows with expires_at < inf (the expiry test is skipped at 0)
         self.n_deprecated = 0  # live deprecated rows
         self.label_to_slot: dict[int, int] = {}
         self._free: list[int] = []
@@ -299,7 +299,7 @@ class AttributeStore:
         cols = self._cols
         live = cols["live"]
         old_live = live[slots]
-        self.n_expiring -= int(np.count_nonzero(np.isfinite(cols["expires"][slots]) & old_live))
+        self.n_expiring -= int(np.count_nonzero((cols["expires"][slots] < math.inf) & old_live))
         self.n_deprecated -= int(np.count_nonzero(cols["deprecated"][slots] & old_live))
 
         project = np.fromiter(
@@ -324,7 +324,7 @@ class AttributeStore:
         cols["deprecated"][slots] = deprecated
         live[slots] = True
         self.n_live += int(len(rows) - np.count_nonzero(old_live))
-        self.n_expiring += int(np.count_nonzero(np.isfinite(expires)))
+        self.n_expiring += int(np.count_nonzero(expires < math.inf))
         self.n_deprecated += int(np.count_nonzero(deprecated))
 
         slot_list = slots.tolist()
@@ -344,7 +344,7 @@ class AttributeStore:
                 continue
             cols["live"][slot] = False
             self.n_live -= 1
-            if math.isfinite(cols["expires"][slot]):
+            if cols["expires"][slot] < math.inf:
                 self.n_expiring -= 1
             if cols["deprecated"][slot]:
                 self.n_deprecated -= 1
@@ -590,7 +590,7 @@ class AttributeStore:
         store.n_slots = n
         live_slots = np.flatnonzero(live)
         store.n_live = len(live_slots)
-        store.n_expiring = int(np.count_nonzero(np.isfinite(cols["expires"][live])))
+        store.n_expiring = int(np.count_nonzero(cols["expires"][live] < math.inf))
         store.n_deprecated = int(np.count_nonzero(cols["deprecated"][live]))
         store.label_to_slot = dict(zip(labels.tolist(), live_slots.tolist(), strict=True))
         store._free = np.flatnonzero(~live).tolist()[::-1]  # pop() reuses low slots first

@@ -121,6 +121,51 @@ def _event(
     )
 
 
+async def verify_embedding_model(store: Store, embedder: Embedder) -> int:
+    """Record the model on first start; refuse a different one later (vectors would not mix).
+
+    Returns the embedding dimension.
+    """
+    dim = await asyncio.to_thread(lambda: embedder.dim)
+    stored_model = await store.get_meta("embedding_model")
+    stored_dim = await store.get_meta("embedding_dim")
+    if stored_model is None:
+        await store.set_meta("embedding_model", embedder.model_name)
+        await store.set_meta("embedding_dim", str(dim))
+    elif stored_model != embedder.model_name or int(stored_dim or 0) != dim:
+        raise StartupError(
+            f"This database was embedded with model '{stored_model}' ({stored_dim} dims), "
+            f"but the server is configured with '{embedder.model_name}' ({dim} dims). "
+            "Start with the original AEGIS_EMBEDDING_PROVIDER / AEGIS_EMBEDDING_MODEL, "
+            "or run `aegis reindex` to re-embed every memory with the new model."
+        )
+    return dim
+
+
+def check_production_settings(settings: Settings) -> None:
+    if settings.aegis_env == "production" and settings.aegis_api_key == "dev-key":
+        raise StartupError(
+            "Refusing to start with AEGIS_ENV=production while the default development "
+            "key 'dev-key' is configured: set AEGIS_API_KEY to a long random secret."
+        )
+
+
+async def preflight(settings: Settings) -> None:
+    """What ``aegis serve`` checks before starting workers, so a misconfiguration is one clear
+    sentence instead of a traceback per worker."""
+    from aegis_memory.embeddings import build_embedder
+    from aegis_memory.store import open_store
+
+    check_production_settings(settings)
+    embedder = build_embedder(settings)
+    store = open_store(settings)
+    try:
+        await store.migrate()
+        await verify_embedding_model(store, embedder)
+    finally:
+        await store.close()
+
+
 class MemoryService:
     """One instance per process; safe to share between concurrent requests."""
 
@@ -138,25 +183,9 @@ class MemoryService:
     @classmethod
     async def open(cls, settings: Settings, store: Store, embedder: Embedder) -> MemoryService:
         """Migrate, check the embedding model against the data, load and catch up the index."""
-        if settings.aegis_env == "production" and settings.aegis_api_key == "dev-key":
-            raise StartupError(
-                "Refusing to start with AEGIS_ENV=production while the default development "
-                "key 'dev-key' is configured: set AEGIS_API_KEY to a long random secret."
-            )
+        check_production_settings(settings)
         await store.migrate()
-        dim = await asyncio.to_thread(lambda: embedder.dim)
-        stored_model = await store.get_meta("embedding_model")
-        stored_dim = await store.get_meta("embedding_dim")
-        if stored_model is None:
-            await store.set_meta("embedding_model", embedder.model_name)
-            await store.set_meta("embedding_dim", str(dim))
-        elif stored_model != embedder.model_name or int(stored_dim or 0) != dim:
-            raise StartupError(
-                f"This database was embedded with model '{stored_model}' ({stored_dim} dims), "
-                f"but the server is configured with '{embedder.model_name}' ({dim} dims). "
-                "Start with the original AEGIS_EMBEDDING_PROVIDER / AEGIS_EMBEDDING_MODEL, "
-                "or run `aegis reindex` to re-embed every memory with the new model."
-            )
+        dim = await verify_embedding_model(store, embedder)
         store_id = await store.get_meta("store_id")
         if store_id is None:
             store_id = uuid.uuid4().hex
