@@ -30,9 +30,12 @@ What it does
    ``attention_mask``, ``token_type_ids`` (int64, dynamic batch and sequence axes); output
    ``last_hidden_state``. Mean pooling and L2 normalisation are *not* in the graph: they are
    done in numpy by ``aegis_memory.embeddings.local`` so the graph stays a plain encoder.
-2. Quantises the weights to int8 with ``onnxruntime.quantization.quantize_dynamic``
-   (per-channel, QInt8; activations are quantised dynamically at run time). This takes the
-   file from ~90 MB to ~23 MB and speeds up CPU inference.
+2. Fuses the BERT subgraphs into onnxruntime's transformer ops (EmbedLayerNormalization,
+   Attention, SkipLayerNormalization, BiasGelu) with ``onnxruntime.transformers.optimizer``
+   (fewer, bigger nodes: faster for short texts; ``--no-fuse`` skips it), then quantises the
+   weights to int8 with ``onnxruntime.quantization.quantize_dynamic`` (per-channel, QInt8;
+   activations are quantised dynamically at run time). This takes the file from ~90 MB to
+   ~23 MB and speeds up CPU inference.
 3. Checks quality: embeds a fixed set of varied sentences with the int8 ONNX model (one text
    per run and numpy mean pooling, as at run time) and with sentence-transformers on the
    torch fp32 weights, and fails if the mean cosine similarity is below
@@ -220,20 +223,52 @@ def export_fp32(encoder: Any, tokenizer_path: Path, target: Path) -> None:
         )
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, keep_ffn_output_fp32: bool) -> list[str]:
+EXPECTED_FUSIONS = {"EmbedLayerNormalization": 1, "Attention": 6, "SkipLayerNormalization": 12}
+
+
+def fuse_transformer_ops(fp32_path: Path, fused_path: Path) -> dict[str, int]:
+    """Fuse the BERT subgraphs into onnxruntime's transformer ops before quantising.
+
+    Why: the plain traced graph has ~650 small nodes once quantised, and for the short texts
+    memories are, per-node overhead is a large share of the run time. Fusing embeddings +
+    LayerNorm, attention, bias + GELU and residual + LayerNorm first (onnxruntime's own
+    ``transformers.optimizer``, BERT recipe) leaves ~120 nodes and made a 16-token text
+    ~14% faster at the same quality (attention then quantises as ``QAttention``). The fused
+    ops live in onnxruntime's ``com.microsoft`` domain, so the result needs onnxruntime,
+    which is the only runtime we use. ``--no-fuse`` keeps the standard-op graph.
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(fp32_path),
+        model_type="bert",
+        num_heads=12,
+        hidden_size=DIM,
+        opt_level=1,  # basic onnxruntime passes only: portable across runtime versions
+        use_gpu=False,
+    )
+    stats = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    for op, count in EXPECTED_FUSIONS.items():
+        if stats.get(op) != count:
+            raise SystemExit(f"fusion incomplete: expected {count} {op}, got {stats}")
+    optimized.save_model_to_file(str(fused_path), use_external_data_format=False)
+    return stats
+
+
+def quantize_int8(source_path: Path, int8_path: Path, keep_ffn_output_fp32: bool) -> list[str]:
     """Quantise weights to int8 (per channel, dynamic activations); return excluded nodes.
 
     ``keep_ffn_output_fp32`` leaves the six feed-forward output projections (1536 -> 384) in
     fp32: they see the widest activation range after GELU and account for most of the int8
-    error (measured: min cosine 0.978 -> 0.990, at +10 MB). Off by default because the plain
-    int8 model already clears the quality gate.
+    error (measured: min cosine 0.973 -> 0.978, mean 0.991 -> 0.995, at +10 MB). Off by
+    default because the plain int8 model already clears the quality gate.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     excluded: list[str] = []
     if keep_ffn_output_fp32:
-        graph = onnx.load(str(fp32_path), load_external_data=False).graph
+        graph = onnx.load(str(source_path), load_external_data=False).graph
         excluded = [
             node.name
             for node in graph.node
@@ -242,11 +277,13 @@ def quantize_int8(fp32_path: Path, int8_path: Path, keep_ffn_output_fp32: bool) 
             and "/attention/" not in node.name
         ]
     quantize_dynamic(
-        str(fp32_path),
+        str(source_path),
         str(int8_path),
         per_channel=True,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=excluded or None,
+        # Shape inference cannot type the outputs of fused com.microsoft ops; they are fp32.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     return excluded
 
@@ -312,8 +349,9 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def write_notice(target: Path, source_note: str, excluded: list[str]) -> None:
+def write_notice(target: Path, source_note: str, excluded: list[str], fused: bool) -> None:
     """Write the attribution and modification notice required by Apache-2.0 section 4."""
+    fused_note = ", its\nsubgraphs fused into onnxruntime transformer operators," if fused else ""
     fp32_note = (
         f" The {len(excluded)} feed-forward output projections were kept in fp32."
         if excluded
@@ -323,12 +361,12 @@ def write_notice(target: Path, source_note: str, excluded: list[str]) -> None:
 
 The model weights and tokenizer in this directory are derived from
 {UPSTREAM_ID} ({UPSTREAM_URL}),
-Copyright the sentence-transformers authors (UKP Lab / Nils Reimers and contributors),
-licensed under the Apache License, Version 2.0. The weights were obtained from
+a model published by the sentence-transformers project (https://www.sbert.net) under the
+Apache License, Version 2.0. The weights were obtained from
 {source_note}.
 
-Modifications: the BERT encoder was converted from PyTorch to ONNX (opset {OPSET}) and its
-weights were quantised to int8 (dynamic, per-channel) with onnxruntime.quantization.
+Modifications: the BERT encoder was converted from PyTorch to ONNX (opset {OPSET}){fused_note}
+and its weights quantised to int8 (dynamic, per-channel) with onnxruntime.quantization.
 Mean pooling and L2 normalisation are performed outside the graph.{fp32_note}
 tokenizer.json is copied unmodified.
 
@@ -389,6 +427,12 @@ def run_export(args: argparse.Namespace) -> int:
         encoder = load_encoder(source)
         export_fp32(encoder, tokenizer_path, fp32_path)
         print(f"fp32 ONNX: {fp32_path.stat().st_size / 1e6:.1f} MB")
+        fusions: dict[str, int] = {}
+        if args.fuse:
+            fused_path = tmp / "model-fp32-fused.onnx"
+            fusions = fuse_transformer_ops(fp32_path, fused_path)
+            print(f"fused: {fusions}")
+            fp32_path = fused_path
         excluded = quantize_int8(fp32_path, int8_path, args.keep_ffn_output_fp32)
         print(f"int8 ONNX: {int8_path.stat().st_size / 1e6:.1f} MB")
 
@@ -427,6 +471,7 @@ def run_export(args: argparse.Namespace) -> int:
         "inputs": list(INPUT_NAMES),
         "output": OUTPUT_NAME,
         "opset": OPSET,
+        "fused_ops": fusions,
         "quantization": {
             "method": "onnxruntime.quantization.quantize_dynamic",
             "weight_type": "QInt8",
@@ -443,7 +488,7 @@ def run_export(args: argparse.Namespace) -> int:
     (output_dir / "model.json").write_text(
         json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    write_notice(output_dir, source_description(source), excluded)
+    write_notice(output_dir, source_description(source), excluded, bool(fusions))
     write_license(output_dir)
     print(f"wrote {output_dir} (model.onnx sha256 {metadata['sha256']})")
     return 0
@@ -477,6 +522,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_OUTPUT_DIR,
         help=f"where to write the model files (default: {DEFAULT_OUTPUT_DIR})",
+    )
+    parser.add_argument(
+        "--no-fuse",
+        dest="fuse",
+        action="store_false",
+        help="keep the standard-op graph (no onnxruntime transformer fusions)",
     )
     parser.add_argument(
         "--keep-ffn-output-fp32",

@@ -393,7 +393,8 @@ class MemoryService:
         )
         vector = (await self._embed([query]))[0]
         await self.index.catch_up()
-        hits = self.index.index.search(vector, top_k, flt)
+        # A search takes up to a few ms of CPU: keep the event loop free for other requests.
+        hits = await asyncio.to_thread(self.index.index.search, vector, top_k, flt)
         if min_score is not None:
             hits = [(label, score) for label, score in hits if score >= min_score]
         rows = await self.store.get_memories_by_row_ids(identity.project_id, [h[0] for h in hits])

@@ -99,14 +99,23 @@ class IndexSync:
         vectors: list[np.ndarray] = []
         for m in records:
             if m.embedding is None or len(m.embedding) != dim * 4:
+                log.warning("memory %s has no usable embedding; it is not searchable", m.id)
+                continue
+            vector = np.frombuffer(m.embedding, dtype=np.float32)
+            if not np.isfinite(vector).all() or not vector.any():
+                log.warning("memory %s has a zero or non-finite embedding; skipped", m.id)
                 continue
             rows.append(indexed_row(m))
-            vectors.append(np.frombuffer(m.embedding, dtype=np.float32))
+            vectors.append(vector)
         if rows:
             self.index.upsert(rows, np.vstack(vectors))
 
-    async def save(self, *, force: bool = False, every_seconds: float = 60.0) -> bool:
-        """Persist the index when it changed (and, unless forced, not too often)."""
+    async def save(self, *, force: bool = False, every_seconds: float = 600.0) -> bool:
+        """Persist the index when it changed (and, unless forced, not too often).
+
+        Snapshots are large (vectors and graph), and start-up replays whatever came after the
+        last one from the database anyway, so saving rarely costs little.
+        """
         if self.directory is None or not self._dirty:
             return False
         if not force and time.monotonic() - self._last_save < every_seconds:
