@@ -37,6 +37,7 @@ from aegis_memory.service.errors import (
     StartupError,
     Unauthorized,
 )
+from aegis_memory.service.events import EventWriter
 from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
 from aegis_memory.service.indexing import IndexSync
 from aegis_memory.service.keys import issue_key, key_info
@@ -176,6 +177,7 @@ class MemoryService:
         self.store = store
         self.embedder = embedder
         self.index = index
+        self.events = EventWriter(store)
         self._bootstrap_key = settings.aegis_api_key
 
     # ------------------------------------------------------------------ lifecycle
@@ -199,6 +201,7 @@ class MemoryService:
 
     async def close(self) -> None:
         try:
+            await self.events.close()
             await self.index.save(force=True)
         finally:
             await self.store.close()
@@ -407,7 +410,7 @@ class MemoryService:
             memories.append(to_memory(m, round(float(score), 6)))
         event_id = uuid.uuid4().hex
         if record_event:
-            await self.store.add_event(_event(
+            self.events.submit(_event(
                 identity, event_type, namespace=namespace, agent_id=agent,
                 memory_ids=[m.id for m in memories], now=now, event_id=event_id,
                 payload={"query": query[:500], "top_k": top_k, "returned": len(memories)},

@@ -72,6 +72,8 @@ class IndexSync:
 
     async def catch_up(self) -> int:
         """Apply every change the index has not seen; returns how many rows were applied."""
+        if await self.store.current_seq() <= self.index.synced_seq:
+            return 0  # the common case: nothing new, and no transaction opened to learn it
         async with self._lock:
             since = self.index.synced_seq
             batch = await self.store.changes_since(since)

@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -37,6 +37,24 @@ from aegis_memory.store.records import (
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 _MEMORY_COLUMNS = [c for c in t.memories.c if c.name not in ("embedding", "dedup_key")]
+
+# Hot-path statements built once: constructing a 27-column SELECT costs more than running it.
+_M = t.memories.c
+# By primary key only: with a project_id term as well, SQLite's planner may pick the
+# (project, namespace, agent) index and scan the whole project. The project is checked in Python.
+_BY_ROW_IDS = select(*_MEMORY_COLUMNS).where(_M.row_id.in_(bindparam("row_ids", expanding=True)))
+_BY_ID = select(*_MEMORY_COLUMNS).where(
+    _M.project_id == bindparam("project_id"), _M.id == bindparam("memory_id")
+)
+_BY_ID_WITH_EMBEDDING = select(*_MEMORY_COLUMNS, _M.embedding).where(
+    _M.project_id == bindparam("project_id"), _M.id == bindparam("memory_id")
+)
+_BY_DEDUP_KEYS = select(_M.dedup_key, *_MEMORY_COLUMNS).where(
+    _M.project_id == bindparam("project_id"),
+    _M.dedup_key.in_(bindparam("keys", expanding=True)),
+    or_(_M.expires_at.is_(None), _M.expires_at > bindparam("now")),
+)
+_KEY_BY_HASH = select(t.api_keys).where(t.api_keys.c.key_hash == bindparam("key_hash"))
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -220,8 +238,7 @@ class SqlStore:
 
     @reads
     def find_key(self, conn: Connection, key_hash: str) -> ApiKeyRecord | None:
-        result = conn.execute(select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
-        row = result.first()
+        row = conn.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
         return _key_from_row(row) if row else None
 
     @reads
@@ -459,6 +476,10 @@ class SqlStore:
         self._insert_events(conn, [event])
 
     @writes
+    def add_events(self, conn: Connection, events: Sequence[EventRecord]) -> None:
+        self._insert_events(conn, events)
+
+    @writes
     def purge_expired(self, conn: Connection, now: float, limit: int = 1000) -> int:
         """Hard-delete memories whose TTL passed (reads already hide them)."""
         rows = (
@@ -486,11 +507,7 @@ class SqlStore:
         if not keys:
             return {}
         result = conn.execute(
-            select(t.memories.c.dedup_key, *_MEMORY_COLUMNS).where(
-                t.memories.c.project_id == project_id,
-                t.memories.c.dedup_key.in_(list(keys)),
-                or_(t.memories.c.expires_at.is_(None), t.memories.c.expires_at > now),
-            )
+            _BY_DEDUP_KEYS, {"project_id": project_id, "keys": list(keys), "now": now}
         )
         return {row._mapping["dedup_key"]: _memory_from_row(row) for row in result}
 
@@ -498,13 +515,8 @@ class SqlStore:
     def get_memory(
         self, conn: Connection, project_id: str, memory_id: str, *, with_embedding: bool = False
     ) -> MemoryRecord | None:
-        cols = [*_MEMORY_COLUMNS, t.memories.c.embedding] if with_embedding else _MEMORY_COLUMNS
-        result = conn.execute(
-            select(*cols).where(
-                t.memories.c.project_id == project_id, t.memories.c.id == memory_id
-            )
-        )
-        row = result.first()
+        stmt = _BY_ID_WITH_EMBEDDING if with_embedding else _BY_ID
+        row = conn.execute(stmt, {"project_id": project_id, "memory_id": memory_id}).first()
         return _memory_from_row(row, with_embedding) if row else None
 
     @reads
@@ -526,13 +538,12 @@ class SqlStore:
     ) -> dict[int, MemoryRecord]:
         if not row_ids:
             return {}
-        result = conn.execute(
-            select(*_MEMORY_COLUMNS).where(
-                t.memories.c.project_id == project_id,
-                t.memories.c.row_id.in_(list(row_ids)),
-            )
-        )
-        return {r._mapping["row_id"]: _memory_from_row(r) for r in result}
+        result = conn.execute(_BY_ROW_IDS, {"row_ids": list(row_ids)})
+        return {
+            r._mapping["row_id"]: _memory_from_row(r)
+            for r in result
+            if r._mapping["project_id"] == project_id
+        }
 
     @reads
     def existing_ids(self, conn: Connection, memory_ids: Sequence[str]) -> dict[str, str]:
