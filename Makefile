@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench-index bench-embed clean
+.PHONY: run test lint bench-index bench-engine bench-embed clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -34,7 +34,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
 
 bench-index: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/vector_index_bench.py
+	$(BIN)/python benchmarks/vector_index_bench.py --json benchmarks/results/vector_index.json
+
+bench-engine: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/engine_query_bench.py --json benchmarks/results/engine_query.json
 
 bench-embed: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/embedding_bench.py

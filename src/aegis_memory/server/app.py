@@ -42,8 +42,19 @@ async def _maintenance(service: MemoryService, every: float) -> None:
             log.exception("maintenance round failed")
 
 
+def _configure_logging(level: str) -> None:
+    """Give our loggers a console handler unless the host application configured them."""
+    root = logging.getLogger("aegis_memory")
+    root.setLevel(level.upper())
+    if not root.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    _configure_logging(settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -63,11 +63,18 @@ class IndexSync:
             if index is not None and index.synced_seq > await store.current_seq():
                 log.warning("vector index is newer than the database; rebuilding it")
                 index = None
+        loaded = index is not None
         if index is None:
             index = VectorIndex(dim, key)
             index.synced_seq = 0
         sync = cls(store, index, directory)
-        await sync.catch_up()
+        started = time.monotonic()
+        replayed = await sync.catch_up()
+        log.info(
+            "vector index %s: %d vectors, %d rows replayed from the database in %.1f s",
+            "loaded from snapshot" if loaded else "rebuilt from the database",
+            len(index), replayed, time.monotonic() - started,
+        )
         return sync
 
     async def catch_up(self) -> int:

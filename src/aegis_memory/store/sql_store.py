@@ -65,13 +65,16 @@ class DuplicateError(Exception):
     """A unique constraint said no (a session or feature that already exists)."""
 
 
-def _operation(write: bool) -> Callable[..., Any]:
+def _operation(kind: str) -> Callable[..., Any]:
     def decorate(
         fn: Callable[Concatenate[S, Connection, P], R],
     ) -> Callable[Concatenate[S, P], Awaitable[R]]:
         @functools.wraps(fn)
         async def run(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
-            return await self._run(write, lambda conn: fn(self, conn, *args, **kwargs))
+            call: Callable[[Connection], R] = lambda conn: fn(self, conn, *args, **kwargs)  # noqa: E731
+            if kind == "point":
+                return await self._run_point(call)
+            return await self._run(kind == "write", call)
 
         return run
 
@@ -79,9 +82,12 @@ def _operation(write: bool) -> Callable[..., Any]:
 
 
 #: One read transaction (a consistent snapshot).
-reads = _operation(write=False)
+reads = _operation("read")
 #: One write transaction: all of it is committed, or none of it.
-writes = _operation(write=True)
+writes = _operation("write")
+#: A read of a few rows by key, on the hot path of every request (auth, hydrating hits): a
+#: backend may run it without a thread hop when that is cheaper than the hop.
+point_reads = _operation("point")
 
 
 def _memory_from_row(row: Any, with_embedding: bool = False) -> MemoryRecord:
@@ -144,6 +150,9 @@ class SqlStore:
 
     async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
         raise NotImplementedError
+
+    async def _run_point(self, call: Callable[[Connection], R]) -> R:
+        return await self._run(False, call)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -236,7 +245,7 @@ class SqlStore:
         values = {k: getattr(key, k) for k in key.__slots__}
         conn.execute(insert(t.api_keys).values(**values))
 
-    @reads
+    @point_reads
     def find_key(self, conn: Connection, key_hash: str) -> ApiKeyRecord | None:
         row = conn.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
         return _key_from_row(row) if row else None
@@ -499,7 +508,7 @@ class SqlStore:
 
     # ------------------------------------------------------------------ memories: reads
 
-    @reads
+    @point_reads
     def find_by_dedup_keys(
         self, conn: Connection, project_id: str, keys: Sequence[str], now: float
     ) -> dict[str, MemoryRecord]:
@@ -511,7 +520,7 @@ class SqlStore:
         )
         return {row._mapping["dedup_key"]: _memory_from_row(row) for row in result}
 
-    @reads
+    @point_reads
     def get_memory(
         self, conn: Connection, project_id: str, memory_id: str, *, with_embedding: bool = False
     ) -> MemoryRecord | None:
@@ -532,7 +541,7 @@ class SqlStore:
         )
         return [_memory_from_row(r) for r in result]
 
-    @reads
+    @point_reads
     def get_memories_by_row_ids(
         self, conn: Connection, project_id: str, row_ids: Sequence[int]
     ) -> dict[int, MemoryRecord]:

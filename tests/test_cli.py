@@ -1,0 +1,46 @@
+"""The ``aegis`` command line as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from aegis_memory import __version__
+
+
+def aegis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aegis_memory.cli.main", *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_version():
+    result = aegis("version")
+    assert result.returncode == 0 and result.stdout.strip() == f"aegis-memory {__version__}"
+
+
+def test_projects_create_gives_a_working_isolated_key(tmp_path, start_server):
+    data = tmp_path / "data"
+    env = {"AEGIS_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"}
+    created = aegis("projects", "create", "acme", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("aegis_")
+    again = aegis("projects", "create", "acme", env=env)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    server = start_server(data)
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}) as c:
+        mid = c.post("/memories/add", json={"content": "acme uses terraform"}).json()["id"]
+        assert c.get(f"/memories/{mid}").status_code == 200
+    with httpx.Client(base_url=server.base_url,
+                      headers={"Authorization": "Bearer dev-key"}) as c:
+        assert c.get(f"/memories/{mid}").status_code == 404
+        assert c.post("/memories/query", json={"query": "terraform"}).json()["memories"] == []
+
+
+def test_serve_refuses_default_key_in_production(tmp_path):
+    result = aegis("serve", "--data-dir", str(tmp_path / "d"), "--port", "0",
+                   env={"AEGIS_ENV": "production", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "AEGIS_ENV=production" in result.stderr and "dev-key" in result.stderr
