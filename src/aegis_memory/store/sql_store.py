@@ -54,6 +54,44 @@ _BY_DEDUP_KEYS = select(_M.dedup_key, *_MEMORY_COLUMNS).where(
     _M.dedup_key.in_(bindparam("keys", expanding=True)),
     or_(_M.expires_at.is_(None), _M.expires_at > bindparam("now")),
 )
+_BY_DEDUP_KEY = select(*_MEMORY_COLUMNS).where(
+    _M.project_id == bindparam("project_id"), _M.dedup_key == bindparam("dedup_key")
+)
+_RELEASE_EXPIRED = (
+    update(t.memories)
+    .where(
+        _M.project_id == bindparam("b_project_id"),
+        _M.dedup_key.in_(bindparam("b_keys", expanding=True)),
+        _M.expires_at.is_not(None),
+        _M.expires_at <= bindparam("b_now"),
+    )
+    .values(dedup_key=None, change_seq=bindparam("b_seq"))
+)
+_NEXT_SEQ = (
+    update(t.counters)
+    .where(t.counters.c.name == "memory_seq")
+    .values(value=t.counters.c.value + 1)
+    .returning(t.counters.c.value)
+)
+_CHANGES_SINCE = (
+    select(*_MEMORY_COLUMNS, _M.embedding)
+    .where(_M.change_seq > bindparam("seq"))
+    .order_by(_M.change_seq, _M.row_id)
+    .limit(bindparam("limit"))
+)
+_CHANGES_AFTER_CURSOR = (
+    select(*_MEMORY_COLUMNS, _M.embedding)
+    .where(
+        or_(
+            _M.change_seq > bindparam("seq"),
+            and_(_M.change_seq == bindparam("seq"), _M.row_id > bindparam("row_id")),
+        )
+    )
+    .order_by(_M.change_seq, _M.row_id)
+    .limit(bindparam("limit"))
+)
+_TOMBSTONES_SINCE = select(t.tombstones.c.row_id).where(t.tombstones.c.seq > bindparam("seq"))
+_CURRENT_SEQ = select(t.counters.c.value).where(t.counters.c.name == "memory_seq")
 _KEY_BY_HASH = select(t.api_keys).where(t.api_keys.c.key_hash == bindparam("key_hash"))
 
 P = ParamSpec("P")
@@ -124,6 +162,17 @@ def _memory_from_row(row: Any, with_embedding: bool = False) -> MemoryRecord:
     )
 
 
+def _memory_values(item: NewMemory, seq: int) -> dict[str, Any]:
+    """Column values for inserting a new or restored memory."""
+    values = {c: getattr(item, c) for c in NewMemory.__slots__ if c != "metadata"}
+    values["meta"] = item.metadata
+    values["updated_at"] = item.updated_at or item.created_at
+    values["change_seq"] = seq
+    if item.is_deprecated:
+        values["dedup_key"] = None
+    return values
+
+
 def _key_from_row(row: Any) -> ApiKeyRecord:
     m = row._mapping
     return ApiKeyRecord(**{k: m[k] for k in ApiKeyRecord.__slots__})
@@ -181,13 +230,17 @@ class SqlStore:
 
     @staticmethod
     def _next_seq(conn: Connection) -> int:
-        result = conn.execute(
-            update(t.counters)
-            .where(t.counters.c.name == "memory_seq")
-            .values(value=t.counters.c.value + 1)
-            .returning(t.counters.c.value)
-        )
-        return int(result.scalar_one())
+        return int(conn.execute(_NEXT_SEQ).scalar_one())
+
+    def _insert_memory_statement(self) -> Any:
+        """INSERT .. ON CONFLICT (project, dedup key) DO NOTHING RETURNING row_id, built once."""
+        stmt = getattr(self, "_insert_memory_stmt", None)
+        if stmt is None:
+            stmt = self._insert_ignore(t.memories, ["project_id", "dedup_key"]).returning(
+                t.memories.c.row_id
+            )
+            self._insert_memory_stmt = stmt
+        return stmt
 
     @staticmethod
     def _insert_events(conn: Connection, events: Iterable[EventRecord]) -> None:
@@ -289,67 +342,22 @@ class SqlStore:
         outcomes: list[InsertOutcome] = []
         seq = self._next_seq(conn)
         # An expired duplicate must not swallow a fresh add: release its dedup key first.
-        keys = [i.dedup_key for i in items]
         conn.execute(
-            update(t.memories)
-            .where(
-                t.memories.c.project_id == items[0].project_id,
-                t.memories.c.dedup_key.in_(keys),
-                t.memories.c.expires_at.is_not(None),
-                t.memories.c.expires_at <= now,
-            )
-            .values(dedup_key=None, change_seq=seq)
+            _RELEASE_EXPIRED,
+            {"b_project_id": items[0].project_id, "b_keys": [i.dedup_key for i in items],
+             "b_now": now, "b_seq": seq},
         )
+        insert_stmt = self._insert_memory_statement()
         written: list[EventRecord] = []
         for item, event in zip(items, events, strict=True):
-            values = {
-                "id": item.id,
-                "project_id": item.project_id,
-                "namespace": item.namespace,
-                "agent_id": item.agent_id,
-                "user_id": item.user_id,
-                "content": item.content,
-                "content_hash": item.content_hash,
-                "dedup_key": None if item.is_deprecated else item.dedup_key,
-                "scope": item.scope,
-                "shared_with_agents": item.shared_with_agents,
-                "memory_type": item.memory_type,
-                "meta": item.metadata,
-                "created_at": item.created_at,
-                "updated_at": item.updated_at or item.created_at,
-                "expires_at": item.expires_at,
-                "bullet_helpful": item.bullet_helpful,
-                "bullet_harmful": item.bullet_harmful,
-                "is_deprecated": item.is_deprecated,
-                "deprecated_by": item.deprecated_by,
-                "superseded_by": item.superseded_by,
-                "deprecation_reason": item.deprecation_reason,
-                "deprecated_at": item.deprecated_at,
-                "error_pattern": item.error_pattern,
-                "derived_from_agents": item.derived_from_agents,
-                "coordination_metadata": item.coordination_metadata,
-                "embedding": item.embedding,
-                "embedding_model": item.embedding_model,
-                "change_seq": seq,
-            }
-            stmt = (
-                self._insert_ignore(t.memories, ["project_id", "dedup_key"])
-                .values(**values)
-                .returning(t.memories.c.row_id)
-            )
-            row_id = (conn.execute(stmt)).scalar_one_or_none()
+            row_id = conn.execute(insert_stmt, _memory_values(item, seq)).scalar_one_or_none()
             if row_id is not None:
                 outcomes.append(InsertOutcome(id=item.id, row_id=row_id, inserted=True))
                 if event is not None:
                     written.append(event)
                 continue
-            existing = (
-                conn.execute(
-                    select(*_MEMORY_COLUMNS).where(
-                        t.memories.c.project_id == item.project_id,
-                        t.memories.c.dedup_key == item.dedup_key,
-                    )
-                )
+            existing = conn.execute(
+                _BY_DEDUP_KEY, {"project_id": item.project_id, "dedup_key": item.dedup_key}
             ).first()
             if existing is None:  # pragma: no cover - the conflict row vanished mid-txn
                 raise RuntimeError("dedup conflict without an existing row")
@@ -623,15 +631,7 @@ class SqlStore:
         if not items:
             return []
         seq = self._next_seq(conn)
-        rows = []
-        for item in items:
-            values = {c: getattr(item, c) for c in NewMemory.__slots__ if c != "metadata"}
-            values["meta"] = item.metadata
-            values["updated_at"] = item.updated_at or item.created_at
-            values["change_seq"] = seq
-            if item.is_deprecated:
-                values["dedup_key"] = None
-            rows.append(values)
+        rows = [_memory_values(item, seq) for item in items]
         conn.execute(self._insert_ignore(t.memories, []), rows)
         # Rows this transaction inserted carry its sequence number; skipped ones do not.
         inserted = dict(
@@ -671,10 +671,7 @@ class SqlStore:
 
     @reads
     def current_seq(self, conn: Connection) -> int:
-        result = conn.execute(
-            select(t.counters.c.value).where(t.counters.c.name == "memory_seq")
-        )
-        return int(result.scalar_one())
+        return int(conn.execute(_CURRENT_SEQ).scalar_one())
 
     @reads
     def changes_since(
@@ -688,39 +685,15 @@ class SqlStore:
         ordered by (change_seq, row_id); to read the next page pass the last row's pair as
         ``cursor``. Deletions are always all of those after ``since_seq`` (they are few).
         """
-        c = t.memories.c
-        max_seq = int(
-            (
-                conn.execute(
-                    select(t.counters.c.value).where(t.counters.c.name == "memory_seq")
-                )
-            ).scalar_one()
-        )
+        max_seq = int(conn.execute(_CURRENT_SEQ).scalar_one())
         if max_seq <= since_seq:
             return ChangeBatch(upserts=[], deleted_row_ids=[], max_seq=max_seq)
-        where = (
-            or_(
-                c.change_seq > cursor[0],
-                and_(c.change_seq == cursor[0], c.row_id > cursor[1]),
-            )
-            if cursor
-            else c.change_seq > since_seq
-        )
-        rows = (
-            conn.execute(
-                select(*_MEMORY_COLUMNS, c.embedding)
-                .where(where)
-                .order_by(c.change_seq, c.row_id)
-                .limit(limit)
-            )
-        ).all()
-        deleted = list(
-            (
-                conn.execute(
-                    select(t.tombstones.c.row_id).where(t.tombstones.c.seq > since_seq)
-                )
-            ).scalars()
-        )
+        if cursor:
+            params = {"seq": cursor[0], "row_id": cursor[1], "limit": limit}
+            rows = conn.execute(_CHANGES_AFTER_CURSOR, params).all()
+        else:
+            rows = conn.execute(_CHANGES_SINCE, {"seq": since_seq, "limit": limit}).all()
+        deleted = list(conn.execute(_TOMBSTONES_SINCE, {"seq": since_seq}).scalars())
         return ChangeBatch(
             upserts=[_memory_from_row(r, True) for r in rows],
             deleted_row_ids=deleted,
