@@ -142,15 +142,15 @@ class Memory(_Response):
     score: float | None = None
 
 
-class QueryRequest(_Request):
+class _SearchFields(_Request):
+    """What every semantic search takes (query and cross-agent query)."""
+
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     namespace: str = "default"
-    agent_id: str | None = Field(default=None, description="The agent the query acts as.")
     user_id: str | None = None
     top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
     memory_types: list[MemoryType] | None = None
-    scope: MemoryScope | None = None
     target_agent_ids: list[str] | None = Field(
         default=None, description="Only memories owned by these agents."
     )
@@ -162,32 +162,30 @@ class QueryRequest(_Request):
             raise ValueError("query must contain some text, not only whitespace")
         return value
 
-    @field_validator("agent_id", "user_id", "namespace")
+    @field_validator("user_id", "namespace")
     @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
+    def _search_idents(cls, value: str | None, info: Any) -> str | None:
         return _check_ident(value, info.field_name)
 
 
-class CrossAgentQueryRequest(_Request):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    requesting_agent_id: str | None = None
-    target_agent_ids: list[str] | None = None
-    namespace: str = "default"
-    user_id: str | None = None
-    top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
-    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
-    memory_types: list[MemoryType] | None = None
+class QueryRequest(_SearchFields):
+    agent_id: str | None = Field(default=None, description="The agent the query acts as.")
+    scope: MemoryScope | None = None
 
-    @field_validator("query")
+    @field_validator("agent_id")
     @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must contain some text, not only whitespace")
-        return value
+    def _agent(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
 
-    @field_validator("requesting_agent_id", "user_id", "namespace")
+
+class CrossAgentQueryRequest(_SearchFields):
+    requesting_agent_id: str | None = Field(
+        default=None, description="The agent the query acts as."
+    )
+
+    @field_validator("requesting_agent_id")
     @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
+    def _agent(cls, value: str | None, info: Any) -> str | None:
         return _check_ident(value, info.field_name)
 
 

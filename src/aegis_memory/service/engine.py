@@ -41,6 +41,7 @@ from aegis_memory.service.events import EventWriter
 from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
 from aegis_memory.service.indexing import IndexSync
 from aegis_memory.service.keys import issue_key, key_info
+from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store import DuplicateError, Store
 from aegis_memory.store.records import (
     EventRecord,
@@ -62,11 +63,6 @@ def _epoch(value: datetime | None) -> float | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
-
-
-def effectiveness(helpful: int, harmful: int) -> float:
-    """SPEC §3: (helpful - harmful) / (helpful + harmful + 1), in (-1, 1)."""
-    return (helpful - harmful) / (helpful + harmful + 1)
 
 
 def to_memory(m: MemoryRecord, score: float | None = None) -> s.Memory:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from aegis_memory.index import IndexedRow, VectorIndex
+from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store import Store
 from aegis_memory.store.records import MemoryRecord
 
@@ -23,7 +24,6 @@ log = logging.getLogger("aegis_memory.index")
 
 
 def indexed_row(m: MemoryRecord) -> IndexedRow:
-    helpful, harmful = m.bullet_helpful, m.bullet_harmful
     return IndexedRow(
         label=m.row_id,
         project_id=m.project_id,
@@ -35,7 +35,7 @@ def indexed_row(m: MemoryRecord) -> IndexedRow:
         shared_with=tuple(m.shared_with_agents),
         expires_at=m.expires_at,
         deprecated=m.is_deprecated,
-        effectiveness=(helpful - harmful) / (helpful + harmful + 1),
+        effectiveness=effectiveness(m.bullet_helpful, m.bullet_harmful),
     )
 
 
