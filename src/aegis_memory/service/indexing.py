@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -138,7 +137,3 @@ class IndexSync:
             self._dirty = False
             self._last_save = time.monotonic()
         return True
-
-    def discard_files(self) -> None:
-        if self.directory is not None and self.directory.exists():
-            shutil.rmtree(self.directory, ignore_errors=True)

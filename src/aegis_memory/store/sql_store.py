@@ -536,19 +536,6 @@ class SqlStore:
         row = conn.execute(stmt, {"project_id": project_id, "memory_id": memory_id}).first()
         return _memory_from_row(row, with_embedding) if row else None
 
-    @reads
-    def get_memories_by_ids(
-        self, conn: Connection, project_id: str, memory_ids: Sequence[str]
-    ) -> list[MemoryRecord]:
-        if not memory_ids:
-            return []
-        result = conn.execute(
-            select(*_MEMORY_COLUMNS).where(
-                t.memories.c.project_id == project_id, t.memories.c.id.in_(list(memory_ids))
-            )
-        )
-        return [_memory_from_row(r) for r in result]
-
     @point_reads
     def get_memories_by_row_ids(
         self, conn: Connection, project_id: str, row_ids: Sequence[int]
@@ -660,13 +647,6 @@ class SqlStore:
             conn.execute(insert(t.votes), vote_rows)
         return list(inserted)
 
-    @reads
-    def count_memories(self, conn: Connection, project_id: str | None = None) -> int:
-        query = select(func.count()).select_from(t.memories)
-        if project_id is not None:
-            query = query.where(t.memories.c.project_id == project_id)
-        return int((conn.execute(query)).scalar_one())
-
     # ------------------------------------------------------------------ index catch-up
 
     @reads
@@ -750,29 +730,3 @@ class SqlStore:
             query = query.where(t.sessions.c.agent_id == agent_id)
         rows = conn.execute(query.order_by(t.sessions.c.updated_at.desc()))
         return [_session_from_row(r) for r in rows]
-
-    @writes
-    def insert_session(self, conn: Connection, record: SessionRecord) -> None:
-        values = {k: getattr(record, k) for k in SessionRecord.__slots__ if k != "metadata"}
-        values["meta"] = record.metadata
-        try:
-            conn.execute(insert(t.sessions).values(**values))
-        except IntegrityError as exc:
-            raise DuplicateError(record.session_id) from exc
-
-    @writes
-    def replace_session(self, conn: Connection, record: SessionRecord) -> None:
-        values = {k: getattr(record, k) for k in SessionRecord.__slots__ if k != "metadata"}
-        values["meta"] = record.metadata
-        conn.execute(
-            self._upsert(
-                t.sessions,
-                ["project_id", "namespace", "session_id"],
-                values,
-                update_columns=tuple(
-                    k for k in values if k not in ("project_id", "namespace", "session_id",
-                                                   "created_at")
-                ),
-            )
-        )
-
