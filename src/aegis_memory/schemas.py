@@ -244,6 +244,142 @@ class VoteResult(_Response):
     effectiveness_score: float
 
 
+# ----------------------------------------------------------------------------- ACE: playbook,
+# reflections, delta updates
+
+MAX_DELTA_OPS = 100
+
+
+class PlaybookRequest(_Request):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    agent_id: str | None = Field(default=None, description="The agent the playbook is for.")
+    namespace: str = "default"
+    user_id: str | None = None
+    top_k: int = Field(default=20, ge=1, le=MAX_TOP_K)
+    min_effectiveness: float = Field(default=0.0, ge=-1.0, le=1.0)
+    include_types: list[MemoryType] = Field(default_factory=lambda: ["strategy", "reflection"])
+    error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain some text, not only whitespace")
+        return value
+
+    @field_validator("agent_id", "user_id", "namespace")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class PlaybookEntry(_Response):
+    id: str
+    content: str
+    memory_type: str
+    agent_id: str | None = None
+    scope: MemoryScope = "global"
+    effectiveness_score: float = 0.0
+    bullet_helpful: int = 0
+    bullet_harmful: int = 0
+    relevance: float = 0.0
+    score: float = Field(0.0, description="Relevance blended with effectiveness (the ranking).")
+    error_pattern: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class PlaybookResponse(_Response):
+    entries: list[PlaybookEntry]
+    retrieval_event_id: str | None = None
+    query_time_ms: float = 0.0
+
+
+class ReflectionRequest(_Request):
+    """A lesson learned, stored as a ``reflection`` memory (global unless told otherwise)."""
+
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    agent_id: str | None = None
+    namespace: str = "default"
+    user_id: str | None = None
+    error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+    correct_approach: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
+    applicable_contexts: list[str] | None = None
+    source_trajectory_id: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+    scope: MemoryScope = "global"
+    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str) -> str:
+        return MemoryFields._content_not_blank(value)
+
+    @field_validator("agent_id", "user_id", "namespace")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class DeltaOperation(_Request):
+    """One change: ``add`` a memory, ``update`` one, or ``deprecate`` one (soft delete)."""
+
+    type: Literal["add", "update", "deprecate"]
+    # add (and update: content, metadata, memory_type)
+    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    memory_type: MemoryType | None = None
+    scope: MemoryScope | None = None
+    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    metadata: dict[str, Any] | None = None
+    user_id: str | None = None
+    ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+    error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
+    # update / deprecate
+    memory_id: str | None = None
+    superseded_by: str | None = None
+    reason: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> DeltaOperation:
+        if self.type == "add" and not (self.content and self.content.strip()):
+            raise ValueError("an 'add' operation needs content")
+        if self.type in ("update", "deprecate") and not self.memory_id:
+            raise ValueError(f"an '{self.type}' operation needs memory_id")
+        if self.type == "update" and not (
+            self.model_fields_set & {"content", "metadata", "memory_type", "ttl_seconds"}
+        ):
+            raise ValueError("an 'update' operation needs something to change")
+        return self
+
+
+class DeltaRequest(_Request):
+    operations: list[DeltaOperation] = Field(min_length=1, max_length=MAX_DELTA_OPS)
+    agent_id: str | None = Field(default=None, description="The agent the changes act as.")
+    namespace: str = "default"
+    atomic: bool = Field(default=True, description="All or nothing (default), or per item.")
+
+    @field_validator("agent_id", "namespace")
+    @classmethod
+    def _idents(cls, value: str | None, info: Any) -> str | None:
+        return _check_ident(value, info.field_name)
+
+
+class DeltaItemResult(_Response):
+    index: int
+    type: str
+    ok: bool
+    memory_id: str | None = None
+    deduped_from: str | None = None
+    detail: str | None = None
+    code: str | None = None
+
+
+class DeltaResult(_Response):
+    results: list[DeltaItemResult]
+    applied: int
+    failed: int
+
+
 # ----------------------------------------------------------------------------- handoff
 
 

@@ -36,6 +36,7 @@ from aegis_memory.client._core import (
     stream_operation,
     validate_model,
 )
+from aegis_memory.client._progress import ProgressApis
 from aegis_memory.client.errors import AegisValidationError
 from aegis_memory.client.types import ExportFilters, QueryResult
 from aegis_memory.schemas import (
@@ -49,6 +50,9 @@ from aegis_memory.schemas import (
     CreateKeyRequest,
     CrossAgentQueryRequest,
     DeleteResponse,
+    DeltaOperation,
+    DeltaRequest,
+    DeltaResult,
     ExportedMemory,
     ExportRequest,
     HandoffBaton,
@@ -60,8 +64,12 @@ from aegis_memory.schemas import (
     MemoryFields,
     MemoryScope,
     MemoryType,
+    PlaybookEntry,
+    PlaybookRequest,
+    PlaybookResponse,
     QueryRequest,
     QueryResponse,
+    ReflectionRequest,
     UpdateMemoryRequest,
     VoteKind,
     VoteRequest,
@@ -229,7 +237,7 @@ def _import_body(rows: builtins.list[dict[str, Any]], agent_id: str | None) -> d
 # ----------------------------------------------------------------------------- the API
 
 
-class ClientOps:
+class ClientOps(ProgressApis):
     """The methods of `AegisClient` and `AsyncAegisClient`, and the configuration they share."""
 
     def __init__(
@@ -507,6 +515,123 @@ class ClientOps:
             VoteResult.model_validate,
             json=body,
         )
+
+    # ------------------------------------------------------------------ ACE patterns
+
+    @operation
+    def query_playbook(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        namespace: str = "default",
+        user_id: str | None = None,
+        top_k: int = 20,
+        min_effectiveness: float = 0.0,
+        include_types: Sequence[MemoryType] | None = None,
+        error_pattern: str | None = None,
+    ) -> Call[PlaybookResponse]:
+        """The playbook with its ``retrieval_event_id`` (see `playbook` for the entries only)."""
+        body = request_body(
+            PlaybookRequest, query=query, agent_id=agent_id, namespace=namespace,
+            user_id=user_id, top_k=top_k, min_effectiveness=min_effectiveness,
+            include_types=as_list(include_types), error_pattern=error_pattern,
+        )
+        return Call("POST", "/memories/ace/playbook", PlaybookResponse.model_validate, json=body)
+
+    @operation
+    def playbook(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        namespace: str = "default",
+        user_id: str | None = None,
+        top_k: int = 20,
+        min_effectiveness: float = 0.0,
+        include_types: Sequence[MemoryType] | None = None,
+        error_pattern: str | None = None,
+    ) -> Plan[builtins.list[PlaybookEntry]]:
+        """Strategies and reflections that worked, for a task: visible to ``agent_id``, with
+        effectiveness at least ``min_effectiveness``, ranked by relevance boosted by votes."""
+        response: PlaybookResponse = yield type(self).query_playbook.build(
+            self, query, agent_id=agent_id, namespace=namespace, user_id=user_id, top_k=top_k,
+            min_effectiveness=min_effectiveness, include_types=include_types,
+            error_pattern=error_pattern,
+        )
+        return response.entries
+
+    @operation
+    def add_reflection(
+        self,
+        content: str,
+        *,
+        agent_id: str | None = None,
+        error_pattern: str | None = None,
+        correct_approach: str | None = None,
+        applicable_contexts: Sequence[str] | None = None,
+        source_trajectory_id: str | None = None,
+        namespace: str = "default",
+        user_id: str | None = None,
+        scope: MemoryScope = "global",
+        shared_with_agents: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Call[AddResult]:
+        """Store a lesson learned (a ``reflection`` memory, global by default)."""
+        body = request_body(
+            ReflectionRequest, content=content, agent_id=agent_id, error_pattern=error_pattern,
+            correct_approach=correct_approach, applicable_contexts=as_list(applicable_contexts),
+            source_trajectory_id=source_trajectory_id, namespace=namespace, user_id=user_id,
+            scope=scope, shared_with_agents=as_list(shared_with_agents),
+            metadata=dict(metadata) if metadata is not None else None,
+        )
+        return Call("POST", "/memories/ace/reflection", AddResult.model_validate, json=body)
+
+    #: The short name used in the README; same arguments as `add_reflection`.
+    reflection = add_reflection
+
+    @operation
+    def apply_delta(
+        self,
+        operations: Iterable[Mapping[str, Any] | DeltaOperation],
+        *,
+        agent_id: str | None = None,
+        namespace: str = "default",
+        atomic: bool = True,
+    ) -> Call[DeltaResult]:
+        """Apply ``add`` / ``update`` / ``deprecate`` operations; all or nothing by default,
+        per item with ``atomic=False``."""
+        ops = [
+            validate_model(DeltaOperation, op, prefix=f"operations[{i}].").model_dump(
+                mode="json", exclude_unset=True)
+            for i, op in enumerate(operations)
+        ]
+        body = request_body(DeltaRequest, operations=ops, agent_id=agent_id,
+                            namespace=namespace, atomic=atomic)
+        return Call("POST", "/memories/ace/delta", DeltaResult.model_validate, json=body)
+
+    #: Alias of `apply_delta`.
+    delta = apply_delta
+
+    @operation
+    def deprecate(
+        self,
+        memory_id: str,
+        *,
+        agent_id: str | None = None,
+        superseded_by: str | None = None,
+        reason: str | None = None,
+    ) -> Plan[Memory]:
+        """Soft-delete a memory: it leaves search, keeps its history and points to its
+        replacement. Returns the deprecated memory."""
+        op: dict[str, Any] = {"type": "deprecate", "memory_id": memory_id}
+        if superseded_by is not None:
+            op["superseded_by"] = superseded_by
+        if reason is not None:
+            op["reason"] = reason
+        yield type(self).apply_delta.build(self, [op], agent_id=agent_id)
+        memory: Memory = yield type(self).get.build(self, memory_id, agent_id=agent_id)
+        return memory
 
     # ------------------------------------------------------------------ export / import
 

@@ -22,6 +22,7 @@ from aegis_memory.server import errors
 from aegis_memory.server.metrics import Metrics, MetricsMiddleware
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from aegis_memory.server.routes import admin, keys, memories, ops
+from aegis_memory.server.routes import progress as progress_routes
 from aegis_memory.service import MemoryService
 from aegis_memory.store import open_store
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     errors.install(app)
     app.include_router(ops.router)
+    app.include_router(progress_routes.router)
     app.include_router(memories.router)
     app.include_router(keys.router)
     app.include_router(admin.router)

@@ -29,6 +29,8 @@ from aegis_memory.service.access import (
     is_live,
     search_filter,
 )
+from aegis_memory.service.ace import AceOperations
+from aegis_memory.service.convert import _epoch, _event, _ts, to_memory
 from aegis_memory.service.errors import (
     Conflict,
     Forbidden,
@@ -44,80 +46,12 @@ from aegis_memory.service.keys import issue_key, key_info
 from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store import DuplicateError, Store
 from aegis_memory.store.records import (
-    EventRecord,
     MemoryRecord,
     NewMemory,
     VoteRecord,
 )
 
 log = logging.getLogger("aegis_memory.service")
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _epoch(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
-
-
-def to_memory(m: MemoryRecord, score: float | None = None) -> s.Memory:
-    # Rows come from our own database, already valid: construct without re-validating
-    # (this runs for every search hit, and validation was a visible share of query time).
-    return s.Memory.model_construct(
-        id=m.id,
-        content=m.content,
-        user_id=m.user_id,
-        agent_id=m.agent_id,
-        namespace=m.namespace,
-        scope=m.scope,  # type: ignore[arg-type]
-        shared_with_agents=m.shared_with_agents,
-        memory_type=m.memory_type,
-        metadata=m.metadata,
-        created_at=_ts(m.created_at),
-        updated_at=_ts(m.updated_at),
-        expires_at=_ts(m.expires_at),
-        bullet_helpful=m.bullet_helpful,
-        bullet_harmful=m.bullet_harmful,
-        effectiveness_score=effectiveness(m.bullet_helpful, m.bullet_harmful),
-        is_deprecated=m.is_deprecated,
-        deprecated_by=m.deprecated_by,
-        superseded_by=m.superseded_by,
-        deprecation_reason=m.deprecation_reason,
-        error_pattern=m.error_pattern,
-        derived_from_agents=m.derived_from_agents,
-        coordination_metadata=m.coordination_metadata,
-        score=score,
-    )
-
-
-def _event(
-    identity: Identity,
-    event_type: str,
-    *,
-    namespace: str | None,
-    agent_id: str | None,
-    memory_ids: Sequence[str] = (),
-    now: float,
-    task_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    event_id: str | None = None,
-) -> EventRecord:
-    return EventRecord(
-        id=event_id or uuid.uuid4().hex,
-        project_id=identity.project_id,
-        namespace=namespace,
-        event_type=event_type,
-        agent_id=agent_id,
-        memory_ids=list(memory_ids),
-        created_at=now,
-        task_id=task_id,
-        payload=payload or {},
-    )
 
 
 async def verify_embedding_model(store: Store, embedder: Embedder) -> int:
@@ -165,7 +99,7 @@ async def preflight(settings: Settings) -> None:
         await store.close()
 
 
-class MemoryService:
+class MemoryService(AceOperations):
     """One instance per process; safe to share between concurrent requests."""
 
     def __init__(
@@ -466,17 +400,22 @@ class MemoryService:
         agent = acting_agent(identity, agent_id)
         return to_memory(await self._visible(identity, memory_id, agent))
 
-    async def update(
-        self, identity: Identity, memory_id: str, req: s.UpdateMemoryRequest
-    ) -> s.Memory:
-        agent = acting_agent(identity, req.agent_id)
+    async def _modifiable(
+        self, identity: Identity, memory_id: str, agent: str | None, verb: str = "update"
+    ) -> MemoryRecord:
+        """A memory the caller can see and may change (owner or project key), else 404/403."""
         m = await self._visible(identity, memory_id, agent)
         if not can_modify(m, agent):
             raise Forbidden(
-                f"Only the owner agent ('{m.agent_id}') or a project key may update this memory.",
+                f"Only the owner agent ('{m.agent_id}') or a project key may {verb} this memory.",
                 code="not_owner",
             )
-        now = time.time()
+        return m
+
+    async def _update_changes(
+        self, m: MemoryRecord, req: s.UpdateMemoryRequest, now: float
+    ) -> dict[str, Any]:
+        """The column changes an update asks for (re-embedding changed content)."""
         changes: dict[str, Any] = {"updated_at": now}
         fields = req.model_fields_set
         if "content" in fields and req.content is not None and req.content != m.content:
@@ -508,6 +447,16 @@ class MemoryService:
                 shared = []
             changes["scope"] = choose_scope(scope, m.agent_id, shared)
             changes["shared_with_agents"] = shared
+        return changes
+
+    async def update(
+        self, identity: Identity, memory_id: str, req: s.UpdateMemoryRequest
+    ) -> s.Memory:
+        agent = acting_agent(identity, req.agent_id)
+        m = await self._modifiable(identity, memory_id, agent)
+        now = time.time()
+        fields = req.model_fields_set
+        changes = await self._update_changes(m, req, now)
         event = _event(identity, "memory_updated", namespace=m.namespace, agent_id=agent,
                        memory_ids=[m.id], now=now,
                        payload={"fields": sorted(fields - {"agent_id"})})
@@ -525,12 +474,7 @@ class MemoryService:
 
     async def delete(self, identity: Identity, memory_id: str, agent_id: str | None) -> None:
         agent = acting_agent(identity, agent_id)
-        m = await self._visible(identity, memory_id, agent)
-        if not can_modify(m, agent):
-            raise Forbidden(
-                f"Only the owner agent ('{m.agent_id}') or a project key may delete this memory.",
-                code="not_owner",
-            )
+        m = await self._modifiable(identity, memory_id, agent, "delete")
         event = _event(identity, "memory_deleted", namespace=m.namespace, agent_id=agent,
                        memory_ids=[m.id], now=time.time())
         if not await self.store.delete_memory(identity.project_id, m.id, event):

@@ -7,14 +7,16 @@ filters what it reads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from aegis_memory.config import Settings
 from aegis_memory.store.records import (
     ApiKeyRecord,
     ChangeBatch,
+    DeltaWrite,
     EventRecord,
+    FeatureRecord,
     InsertOutcome,
     MemoryRecord,
     NewMemory,
@@ -45,6 +47,12 @@ class Store(Protocol):
     async def update_memory(
         self, project_id: str, memory_id: str, changes: dict[str, Any], event: EventRecord | None
     ) -> MemoryRecord | None: ...
+    async def apply_delta(
+        self, project_id: str, writes: Sequence[DeltaWrite], now: float
+    ) -> list[InsertOutcome]: ...
+    async def memories_by_error_pattern(
+        self, project_id: str, namespace: str, pattern: str
+    ) -> list[MemoryRecord]: ...
     async def set_shared_with(
         self, project_id: str, memory_ids: Sequence[str], agent_id: str, now: float
     ) -> None: ...
@@ -97,6 +105,39 @@ class Store(Protocol):
     async def list_sessions(
         self, project_id: str, namespace: str, *, agent_id: str | None = None
     ) -> list[SessionRecord]: ...
+    async def insert_session(self, record: SessionRecord, event: EventRecord | None) -> None: ...
+    async def modify_session(
+        self,
+        project_id: str,
+        namespace: str,
+        session_id: str,
+        change: Callable[[SessionRecord | None], SessionRecord],
+        event: EventRecord | None,
+    ) -> SessionRecord: ...
+    async def find_sessions(
+        self, project_id: str, namespace: str, *, status: str | None = None, limit: int = 100
+    ) -> list[SessionRecord]: ...
+    async def insert_feature(self, record: FeatureRecord, event: EventRecord | None) -> None: ...
+    async def modify_feature(
+        self,
+        project_id: str,
+        namespace: str,
+        feature_id: str,
+        change: Callable[[FeatureRecord], FeatureRecord],
+        event: EventRecord | None,
+    ) -> FeatureRecord | None: ...
+    async def get_feature(
+        self, project_id: str, namespace: str, feature_id: str
+    ) -> FeatureRecord | None: ...
+    async def list_features(
+        self,
+        project_id: str,
+        namespace: str,
+        *,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[FeatureRecord]: ...
 
 
 def open_store(settings: Settings) -> Store:

@@ -143,3 +143,32 @@ class ChangeBatch:
     upserts: list[MemoryRecord]
     deleted_row_ids: list[int]
     max_seq: int
+
+
+@dataclass(slots=True)
+class DeltaWrite:
+    """One planned change of a delta update: insert a new memory, or change columns of one."""
+
+    event: EventRecord | None
+    new: NewMemory | None = None
+    memory_id: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FeatureRecord:
+    project_id: str
+    namespace: str
+    feature_id: str
+    status: str
+    created_at: float
+    updated_at: float
+    description: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    passes: bool = False
+    test_steps: list[str] = field(default_factory=list)
+    implemented_by: str | None = None
+    verified_by: str | None = None
+    failure_reason: str | None = None
+    completed_at: float | None = None

@@ -26,7 +26,9 @@ from aegis_memory.store import tables as t
 from aegis_memory.store.records import (
     ApiKeyRecord,
     ChangeBatch,
+    DeltaWrite,
     EventRecord,
+    FeatureRecord,
     InsertOutcome,
     MemoryRecord,
     NewMemory,
@@ -183,6 +185,20 @@ def _session_from_row(row: Any) -> SessionRecord:
     m["metadata"] = m.pop("meta") or {}
     m.pop("row_id", None)
     return SessionRecord(**m)
+
+
+def _session_values(record: SessionRecord) -> dict[str, Any]:
+    values = {k: getattr(record, k) for k in SessionRecord.__slots__ if k != "metadata"}
+    values["meta"] = record.metadata
+    return values
+
+
+def _feature_from_row(row: Any) -> FeatureRecord:
+    m = dict(row._mapping)
+    m.pop("row_id", None)
+    m["passes"] = bool(m["passes"])
+    m["test_steps"] = list(m["test_steps"] or [])
+    return FeatureRecord(**m)
 
 
 def _upgrade(conn: Connection) -> None:
@@ -367,6 +383,67 @@ class SqlStore:
             )
         self._insert_events(conn, written)
         return outcomes
+
+    @writes
+    def apply_delta(
+        self, conn: Connection, project_id: str, writes: Sequence[DeltaWrite], now: float
+    ) -> list[InsertOutcome]:
+        """Apply planned inserts and column changes in one transaction (all or nothing).
+
+        Returns one outcome per write; an insert that hits a live duplicate reports the
+        existing row (``inserted=False``). A change to a row that vanished, or that would make
+        a duplicate, raises and rolls the whole transaction back.
+        """
+        seq = self._next_seq(conn)
+        insert_stmt = self._insert_memory_statement()
+        outcomes: list[InsertOutcome] = []
+        events: list[EventRecord] = []
+        for w in writes:
+            if w.new is not None:
+                row_id = conn.execute(insert_stmt, _memory_values(w.new, seq)).scalar_one_or_none()
+                if row_id is None:
+                    existing = conn.execute(
+                        _BY_DEDUP_KEY, {"project_id": project_id, "dedup_key": w.new.dedup_key}
+                    ).first()
+                    if existing is None:  # pragma: no cover - conflict row vanished mid-txn
+                        raise RuntimeError("dedup conflict without an existing row")
+                    record = _memory_from_row(existing)
+                    outcomes.append(InsertOutcome(record.id, record.row_id, False, record))
+                    continue
+                outcomes.append(InsertOutcome(w.new.id, row_id, True))
+            else:
+                values = {("meta" if k == "metadata" else k): v for k, v in w.changes.items()}
+                values["change_seq"] = seq
+                try:
+                    row = conn.execute(
+                        update(t.memories)
+                        .where(_M.project_id == project_id, _M.id == w.memory_id)
+                        .values(**values)
+                        .returning(_M.row_id)
+                    ).first()
+                except IntegrityError as exc:
+                    raise DuplicateError(w.memory_id or "") from exc
+                if row is None:
+                    raise LookupError(w.memory_id)
+                outcomes.append(InsertOutcome(w.memory_id or "", row[0], True))
+            if w.event is not None:
+                events.append(w.event)
+        self._insert_events(conn, events)
+        return outcomes
+
+    @reads
+    def memories_by_error_pattern(
+        self, conn: Connection, project_id: str, namespace: str, pattern: str
+    ) -> list[MemoryRecord]:
+        """Memories recording a given error pattern, with embeddings (for exact ranking)."""
+        rows = conn.execute(
+            select(*_MEMORY_COLUMNS, _M.embedding).where(
+                _M.project_id == project_id,
+                _M.namespace == namespace,
+                _M.error_pattern == pattern,
+            )
+        )
+        return [_memory_from_row(r, True) for r in rows]
 
     @writes
     def update_memory(
@@ -730,3 +807,142 @@ class SqlStore:
             query = query.where(t.sessions.c.agent_id == agent_id)
         rows = conn.execute(query.order_by(t.sessions.c.updated_at.desc()))
         return [_session_from_row(r) for r in rows]
+
+    # ------------------------------------------------------------------ session progress, features
+
+    @writes
+    def insert_session(
+        self, conn: Connection, record: SessionRecord, event: EventRecord | None
+    ) -> None:
+        """A new session; ``DuplicateError`` when (project, namespace, session_id) exists."""
+        try:
+            conn.execute(insert(t.sessions).values(**_session_values(record)))
+        except IntegrityError as exc:
+            raise DuplicateError(record.session_id) from exc
+        if event is not None:
+            self._insert_events(conn, [event])
+
+    @writes
+    def modify_session(
+        self,
+        conn: Connection,
+        project_id: str,
+        namespace: str,
+        session_id: str,
+        change: Callable[[SessionRecord | None], SessionRecord],
+        event: EventRecord | None,
+    ) -> SessionRecord:
+        """Read-modify-write of one session in one write transaction (created when missing).
+
+        ``change`` gets the current row (None if there is none) and returns the new one; it may
+        raise to refuse, which rolls everything back.
+        """
+        key = (
+            t.sessions.c.project_id == project_id,
+            t.sessions.c.namespace == namespace,
+            t.sessions.c.session_id == session_id,
+        )
+        row = conn.execute(select(t.sessions).where(*key)).first()
+        current = _session_from_row(row) if row else None
+        record = change(current)
+        values = _session_values(record)
+        if current is None:
+            conn.execute(insert(t.sessions).values(**values))
+        else:
+            conn.execute(update(t.sessions).where(*key).values(**values))
+        if event is not None:
+            self._insert_events(conn, [event])
+        return record
+
+    @reads
+    def find_sessions(
+        self,
+        conn: Connection,
+        project_id: str,
+        namespace: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[SessionRecord]:
+        """A namespace's sessions, most recently updated first."""
+        query = select(t.sessions).where(
+            t.sessions.c.project_id == project_id, t.sessions.c.namespace == namespace
+        )
+        if status is not None:
+            query = query.where(t.sessions.c.status == status)
+        query = query.order_by(t.sessions.c.updated_at.desc(), t.sessions.c.row_id.desc())
+        return [_session_from_row(r) for r in conn.execute(query.limit(limit))]
+
+    @writes
+    def insert_feature(
+        self, conn: Connection, record: FeatureRecord, event: EventRecord | None
+    ) -> None:
+        """A new feature; ``DuplicateError`` when (project, namespace, feature_id) exists."""
+        values = {k: getattr(record, k) for k in FeatureRecord.__slots__}
+        try:
+            conn.execute(insert(t.features).values(**values))
+        except IntegrityError as exc:
+            raise DuplicateError(record.feature_id) from exc
+        if event is not None:
+            self._insert_events(conn, [event])
+
+    @writes
+    def modify_feature(
+        self,
+        conn: Connection,
+        project_id: str,
+        namespace: str,
+        feature_id: str,
+        change: Callable[[FeatureRecord], FeatureRecord],
+        event: EventRecord | None,
+    ) -> FeatureRecord | None:
+        """Read-modify-write of one feature in one write transaction; None when it is missing."""
+        key = (
+            t.features.c.project_id == project_id,
+            t.features.c.namespace == namespace,
+            t.features.c.feature_id == feature_id,
+        )
+        row = conn.execute(select(t.features).where(*key)).first()
+        if row is None:
+            return None
+        record = change(_feature_from_row(row))
+        values = {k: getattr(record, k) for k in FeatureRecord.__slots__}
+        conn.execute(update(t.features).where(*key).values(**values))
+        if event is not None:
+            self._insert_events(conn, [event])
+        return record
+
+    @reads
+    def get_feature(
+        self, conn: Connection, project_id: str, namespace: str, feature_id: str
+    ) -> FeatureRecord | None:
+        row = conn.execute(
+            select(t.features).where(
+                t.features.c.project_id == project_id,
+                t.features.c.namespace == namespace,
+                t.features.c.feature_id == feature_id,
+            )
+        ).first()
+        return _feature_from_row(row) if row else None
+
+    @reads
+    def list_features(
+        self,
+        conn: Connection,
+        project_id: str,
+        namespace: str,
+        *,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[FeatureRecord]:
+        """A namespace's features in creation order."""
+        query = select(t.features).where(
+            t.features.c.project_id == project_id, t.features.c.namespace == namespace
+        )
+        if status is not None:
+            query = query.where(t.features.c.status == status)
+        if session_id is not None:
+            query = query.where(t.features.c.session_id == session_id)
+        query = query.order_by(t.features.c.created_at, t.features.c.row_id).limit(limit)
+        return [_feature_from_row(r) for r in conn.execute(query)]

@@ -125,3 +125,25 @@ async def delete(
     return s.DeleteResponse(id=memory_id)
 
 
+
+
+@router.post("/ace/playbook", response_model=s.PlaybookResponse, tags=["ace"],
+             summary="Effective strategies and reflections for a task")
+async def playbook(
+    body: s.PlaybookRequest, identity: IdentityDep, service: ServiceDep
+) -> s.PlaybookResponse:
+    return await service.playbook(identity, body)
+
+
+@router.post("/ace/reflection", response_model=s.AddResult, tags=["ace"],
+             summary="Store a lesson learned")
+async def reflection(
+    body: s.ReflectionRequest, identity: IdentityDep, service: ServiceDep
+) -> s.AddResult:
+    return await service.reflection(identity, body)
+
+
+@router.post("/ace/delta", response_model=s.DeltaResult, tags=["ace"],
+             summary="Apply add/update/deprecate operations (atomic by default)")
+async def delta(body: s.DeltaRequest, identity: IdentityDep, service: ServiceDep) -> s.DeltaResult:
+    return await service.delta(identity, body)

@@ -1,0 +1,114 @@
+"""ACE patterns over HTTP: votes, playbooks, reflections, delta updates, deprecation."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from aegis_memory import AegisClient, AegisNotFoundError
+
+
+@pytest.fixture
+def client(server):
+    with AegisClient(api_key="dev-key", base_url=server.base_url) as c:
+        yield c
+
+
+def test_playbook_filters_on_effectiveness_inside_the_search(client, ns):
+    strong = [client.add(f"Pagination strategy {i}: follow the next cursor until it is empty",
+                         namespace=ns, memory_type="strategy", scope="global") for i in range(6)]
+    weak = [client.add(f"Pagination idea {i}: guess the number of pages up front",
+                       namespace=ns, memory_type="strategy", scope="global") for i in range(6)]
+    for m in strong:
+        client.vote(m.id, "helpful", voter_agent_id="executor", task_id="t1")
+    for m in weak:
+        client.vote(m.id, "harmful", voter_agent_id="executor", task_id="t1")
+    entries = client.playbook("API pagination", agent_id="executor", namespace=ns,
+                              min_effectiveness=0.3, top_k=5)
+    assert len(entries) == 5
+    assert {e.id for e in entries} <= {m.id for m in strong}
+    assert all(e.effectiveness_score == 0.5 for e in entries)
+    assert entries == sorted(entries, key=lambda e: -e.score)
+    everything = client.playbook("API pagination", agent_id="executor", namespace=ns,
+                                 min_effectiveness=-1.0, top_k=12)
+    assert len(everything) == 12
+    # Votes boost the ranking: the proven strategies come first.
+    assert {e.id for e in everything[:6]} == {m.id for m in strong}
+
+
+def test_playbook_respects_visibility_and_types(client, ns):
+    private = client.add("Retry with jitter when the API says 429", agent_id="alice",
+                         namespace=ns, memory_type="strategy")
+    standard = client.add("Retry notes that are not a strategy", namespace=ns)
+    assert [e.id for e in client.playbook("retry 429", agent_id="alice", namespace=ns)] == \
+        [private.id]
+    assert client.playbook("retry 429", agent_id="bob", namespace=ns) == []
+    assert standard.id not in {e.id for e in client.playbook("retry", namespace=ns)}
+
+
+def test_reflections_surface_in_playbooks_and_by_error_pattern(client, ns):
+    r = client.reflection(content="Always use while True for pagination, not range(n)",
+                          agent_id="reflector", error_pattern="pagination_incomplete",
+                          namespace=ns, correct_approach="loop until no next page")
+    assert r.scope == "global" and r.memory_type == "reflection"
+    client.add_reflection("Check the timezone before comparing dates", agent_id="reflector",
+                          error_pattern="timezone_bug", namespace=ns)
+    got = client.get(r.id)
+    assert got.error_pattern == "pagination_incomplete"
+    assert got.metadata["correct_approach"] == "loop until no next page"
+    found = client.playbook("pagination", agent_id="executor", namespace=ns)
+    assert found[0].id == r.id
+    by_pattern = client.playbook("anything at all", agent_id="executor", namespace=ns,
+                                 error_pattern="timezone_bug")
+    assert [e.content for e in by_pattern] == ["Check the timezone before comparing dates"]
+
+
+def test_delta_is_atomic_by_default(client, server, ns):
+    keep = client.add("Deploys go out on Tuesdays", agent_id="ops", namespace=ns)
+    with pytest.raises(AegisNotFoundError) as refused:
+        client.apply_delta([
+            {"type": "add", "content": "Deploys need two approvals"},
+            {"type": "update", "memory_id": keep.id, "metadata": {"checked": True}},
+            {"type": "deprecate", "memory_id": "no-such-memory"},
+        ], agent_id="ops", namespace=ns)
+    assert "Operation 2 (deprecate)" in str(refused.value) and "nothing was applied" in \
+        str(refused.value)
+    assert client.get(keep.id, agent_id="ops").metadata == {}
+    assert [m.content for m in client.query("approvals", agent_id="ops", namespace=ns)] == \
+        ["Deploys go out on Tuesdays"]
+
+
+def test_delta_per_item_and_deprecation(client, ns):
+    old = client.add("User is based in Manchester", agent_id="assistant", namespace=ns)
+    result = client.apply_delta([
+        {"type": "add", "content": "User is based in Berlin"},
+        {"type": "update", "memory_id": "missing", "content": "x"},
+    ], agent_id="assistant", namespace=ns, atomic=False)
+    assert (result.applied, result.failed) == (1, 1)
+    assert result.results[1].code == "memory_not_found"
+    new_id = result.results[0].memory_id
+    deprecated = client.deprecate(old.id, agent_id="assistant", superseded_by=new_id,
+                                  reason="moved")
+    assert deprecated.is_deprecated and deprecated.superseded_by == new_id
+    assert deprecated.deprecation_reason == "moved" and deprecated.deprecated_by == "assistant"
+    found = client.query("where is the user based", agent_id="assistant", namespace=ns)
+    assert [m.id for m in found] == [new_id]
+    # History is kept: the deprecated memory can still be read and exported.
+    assert client.get(old.id, agent_id="assistant").is_deprecated
+    # The same text can be stored again once its old copy is deprecated.
+    again = client.add("User is based in Manchester", agent_id="assistant", namespace=ns)
+    assert again.id != old.id and again.deduped_from is None
+
+
+def test_delta_respects_ownership(server, client, ns):
+    mine = client.add("Only alice may change this", agent_id="alice", scope="global",
+                      namespace=ns)
+    with httpx.Client(base_url=server.base_url,
+                      headers={"Authorization": "Bearer dev-key"}) as http:
+        r = http.post("/memories/ace/delta", json={
+            "agent_id": "bob", "namespace": ns,
+            "operations": [{"type": "deprecate", "memory_id": mine.id}]})
+        assert r.status_code == 403 and r.json()["code"] == "not_owner"
+        r = http.post("/memories/ace/delta", json={
+            "agent_id": "bob", "namespace": ns, "operations": [{"type": "update"}]})
+        assert r.status_code == 422 and "memory_id" in r.json()["detail"]
