@@ -112,3 +112,42 @@ def test_delta_respects_ownership(server, client, ns):
         r = http.post("/memories/ace/delta", json={
             "agent_id": "bob", "namespace": ns, "operations": [{"type": "update"}]})
         assert r.status_code == 422 and "memory_id" in r.json()["detail"]
+
+
+def test_full_ace_loop_metrics_and_correlation(client, ns):
+    """Query -> work on features -> vote -> pass/fail -> exact metrics for a scripted run."""
+    m1 = client.add("Use cursor pagination for the orders API", namespace=ns,
+                    memory_type="strategy", scope="global")
+    m2 = client.add("Cache the orders list for an hour", namespace=ns,
+                    memory_type="strategy", scope="global")
+    for fid in ("f1", "f2", "f3"):
+        client.features.create(fid, description=f"feature {fid}", namespace=ns)
+    found = client.query("orders API", agent_id="executor", namespace=ns)
+    assert found.retrieval_event_id
+    client.vote(m1.id, "helpful", voter_agent_id="executor", task_id="f1")
+    client.vote(m2.id, "harmful", voter_agent_id="executor", task_id="f2")
+    client.vote(m2.id, "helpful", voter_agent_id="executor", task_id="f3")
+    client.features.mark_complete("f1", namespace=ns, verified_by="qa",
+                                  retrieval_event_id=found.retrieval_event_id)
+    client.features.mark_failed("f2", "orders were stale", namespace=ns)
+    client.features.mark_failed("f3", "first try broke", namespace=ns)
+    client.features.mark_complete("f3", namespace=ns, verified_by="qa")
+
+    metrics = client.eval_metrics("24h", namespace=ns)
+    assert metrics.totals.features_evaluated == 3 and metrics.totals.features_passed == 2
+    assert metrics.success_rate == pytest.approx(2 / 3, abs=1e-6)
+    assert metrics.totals.votes == 3 and metrics.totals.helpful_votes == 2
+    assert metrics.retrieval_precision == pytest.approx(2 / 3, abs=1e-6)
+    assert metrics.pollution_rate == 0.0 and metrics.totals.memories == 2
+    assert metrics.mttr_seconds is not None and metrics.mttr_seconds > 0
+    assert metrics.totals.queries == 1
+
+    corr = client.eval_correlation("global", namespace=ns)
+    assert (corr.sample_size, corr.helpful_count, corr.harmful_count) == (3, 2, 1)
+    assert corr.prob_pass_given_helpful == 1.0 and corr.prob_pass_given_harmful == 0.0
+    assert corr.correlation_score == pytest.approx(1.0)
+
+    # One more harmful vote on m1 tips it into pollution.
+    client.vote(m1.id, "harmful", voter_agent_id="reviewer", task_id="f2")
+    client.vote(m1.id, "harmful", voter_agent_id="auditor", task_id="f2")
+    assert client.eval_metrics(namespace=ns).pollution_rate == 0.5

@@ -380,6 +380,48 @@ class DeltaResult(_Response):
     failed: int
 
 
+# ----------------------------------------------------------------------------- evaluation
+
+EvalWindow = Literal["24h", "7d", "30d", "global"]
+
+
+class EvalTotals(_Response):
+    queries: int = 0
+    votes: int = 0
+    helpful_votes: int = 0
+    harmful_votes: int = 0
+    features_evaluated: int = 0
+    features_passed: int = 0
+    features_failed: int = 0
+    memories: int = 0
+
+
+class EvalMetrics(_Response):
+    window: EvalWindow
+    namespace: str | None = None
+    success_rate: float | None = Field(
+        None, description="Passed / evaluated features (latest outcome in the window).")
+    retrieval_precision: float | None = Field(
+        None, description="Helpful / all votes cast in the window on retrieved memories.")
+    pollution_rate: float | None = Field(
+        None, description="Share of live memories voted more harmful than helpful.")
+    mttr_seconds: float | None = Field(
+        None, description="Mean time from a feature's first failure to its pass.")
+    totals: EvalTotals
+
+
+class EvalCorrelation(_Response):
+    window: EvalWindow
+    namespace: str | None = None
+    correlation_score: float = Field(
+        0.0, description="Phi coefficient between a vote being helpful and its feature passing.")
+    prob_pass_given_helpful: float | None = None
+    prob_pass_given_harmful: float | None = None
+    sample_size: int = 0
+    helpful_count: int = 0
+    harmful_count: int = 0
+
+
 # ----------------------------------------------------------------------------- handoff
 
 

@@ -5,6 +5,15 @@ the wire models of `aegis_memory.schemas`, errors the types in `aegis_memory.cli
 """
 
 from aegis_memory.client._core import Call, ResolvedConfig, resolve_config
+from aegis_memory.client._progress import (
+    AsyncFeatures,
+    AsyncProgress,
+    Feature,
+    FeatureList,
+    Features,
+    Progress,
+    SessionProgress,
+)
 from aegis_memory.client.async_client import AsyncAegisClient, AsyncKeys
 from aegis_memory.client.errors import (
     AegisAuthError,
@@ -34,11 +43,18 @@ __all__ = [
     "AegisTimeoutError",
     "AegisValidationError",
     "AsyncAegisClient",
+    "AsyncFeatures",
     "AsyncKeys",
+    "AsyncProgress",
     "Call",
     "ExportFilters",
+    "Feature",
+    "FeatureList",
+    "Features",
     "Keys",
+    "Progress",
     "QueryResult",
     "ResolvedConfig",
+    "SessionProgress",
     "resolve_config",
 ]

@@ -53,6 +53,9 @@ from aegis_memory.schemas import (
     DeltaOperation,
     DeltaRequest,
     DeltaResult,
+    EvalCorrelation,
+    EvalMetrics,
+    EvalWindow,
     ExportedMemory,
     ExportRequest,
     HandoffBaton,
@@ -632,6 +635,22 @@ class ClientOps(ProgressApis):
         yield type(self).apply_delta.build(self, [op], agent_id=agent_id)
         memory: Memory = yield type(self).get.build(self, memory_id, agent_id=agent_id)
         return memory
+
+    @operation
+    def eval_metrics(
+        self, window: EvalWindow = "global", *, namespace: str | None = None
+    ) -> Call[EvalMetrics]:
+        """Success rate, retrieval precision, pollution rate and MTTR over a window."""
+        return Call("GET", "/memories/ace/eval/metrics", EvalMetrics.model_validate,
+                    params=query_params(window=window, namespace=namespace))
+
+    @operation
+    def eval_correlation(
+        self, window: EvalWindow = "global", *, namespace: str | None = None
+    ) -> Call[EvalCorrelation]:
+        """How helpful and harmful votes go with the outcome of the features they name."""
+        return Call("GET", "/memories/ace/eval/correlation", EvalCorrelation.model_validate,
+                    params=query_params(window=window, namespace=namespace))
 
     # ------------------------------------------------------------------ export / import
 

@@ -39,6 +39,7 @@ from aegis_memory.service.errors import (
     StartupError,
     Unauthorized,
 )
+from aegis_memory.service.evaluation import EvalOperations
 from aegis_memory.service.events import EventWriter
 from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
 from aegis_memory.service.indexing import IndexSync
@@ -99,7 +100,7 @@ async def preflight(settings: Settings) -> None:
         await store.close()
 
 
-class MemoryService(AceOperations):
+class MemoryService(AceOperations, EvalOperations):
     """One instance per process; safe to share between concurrent requests."""
 
     def __init__(

@@ -47,6 +47,9 @@ class Store(Protocol):
     async def update_memory(
         self, project_id: str, memory_id: str, changes: dict[str, Any], event: EventRecord | None
     ) -> MemoryRecord | None: ...
+    async def eval_inputs(
+        self, project_id: str, namespace: str | None, since: float
+    ) -> dict[str, Any]: ...
     async def apply_delta(
         self, project_id: str, writes: Sequence[DeltaWrite], now: float
     ) -> list[InsertOutcome]: ...

@@ -18,7 +18,18 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -383,6 +394,50 @@ class SqlStore:
             )
         self._insert_events(conn, written)
         return outcomes
+
+    @reads
+    def eval_inputs(
+        self, conn: Connection, project_id: str, namespace: str | None, since: float
+    ) -> dict[str, Any]:
+        """Raw material for the evaluation metrics: votes, feature outcomes and counts."""
+        v, m, e, f = t.votes.c, _M, t.events.c, t.features.c
+        in_scope = [m.project_id == project_id]
+        if namespace is not None:
+            in_scope.append(m.namespace == namespace)
+        votes = conn.execute(
+            select(v.task_id, v.vote, v.updated_at)
+            .select_from(t.votes.join(t.memories, m.row_id == v.memory_row_id))
+            .where(*in_scope, v.updated_at >= since)
+        ).all()
+        ev_scope = [e.project_id == project_id, e.created_at >= since]
+        if namespace is not None:
+            ev_scope.append(e.namespace == namespace)
+        feature_events = conn.execute(
+            select(e.payload, e.created_at)
+            .where(*ev_scope, e.event_type == "feature_updated")
+            .order_by(e.created_at, e.row_id)
+        ).all()
+        queries = conn.execute(
+            select(func.count()).where(
+                *ev_scope, e.event_type.in_(["query", "query_cross_agent", "playbook"]))
+        ).scalar_one()
+        f_scope = [f.project_id == project_id]
+        if namespace is not None:
+            f_scope.append(f.namespace == namespace)
+        features = conn.execute(select(f.feature_id, f.passes, f.status).where(*f_scope)).all()
+        live, polluting = conn.execute(
+            select(func.count(), func.sum(case((m.bullet_harmful > m.bullet_helpful, 1),
+                                               else_=0)))
+            .where(*in_scope, m.is_deprecated.is_(False))
+        ).one()
+        return {
+            "votes": [(r[0], r[1], r[2]) for r in votes],
+            "feature_events": [(dict(r[0] or {}), r[1]) for r in feature_events],
+            "queries": int(queries),
+            "features": [(r[0], bool(r[1]), r[2]) for r in features],
+            "memories": int(live or 0),
+            "polluting": int(polluting or 0),
+        }
 
     @writes
     def apply_delta(

@@ -147,3 +147,27 @@ async def reflection(
              summary="Apply add/update/deprecate operations (atomic by default)")
 async def delta(body: s.DeltaRequest, identity: IdentityDep, service: ServiceDep) -> s.DeltaResult:
     return await service.delta(identity, body)
+
+
+WindowParam = Annotated[s.EvalWindow, Query(description="24h, 7d, 30d or global.")]
+NamespaceParam = Annotated[
+    str | None, Query(max_length=s.MAX_IDENT_CHARS, description="One namespace, or all.")
+]
+
+
+@router.get("/ace/eval/metrics", response_model=s.EvalMetrics, tags=["ace"],
+            summary="Success rate, retrieval precision, pollution, MTTR")
+async def eval_metrics(
+    identity: IdentityDep, service: ServiceDep, window: WindowParam = "global",
+    namespace: NamespaceParam = None,
+) -> s.EvalMetrics:
+    return await service.eval_metrics(identity, window, namespace)
+
+
+@router.get("/ace/eval/correlation", response_model=s.EvalCorrelation, tags=["ace"],
+            summary="Do helpful votes go with passing features?")
+async def eval_correlation(
+    identity: IdentityDep, service: ServiceDep, window: WindowParam = "global",
+    namespace: NamespaceParam = None,
+) -> s.EvalCorrelation:
+    return await service.eval_correlation(identity, window, namespace)
