@@ -66,6 +66,7 @@ def _event(
     task_id: str | None = None,
     payload: dict[str, Any] | None = None,
     event_id: str | None = None,
+    retrieval_event_id: str | None = None,
 ) -> EventRecord:
     return EventRecord(
         id=event_id or uuid.uuid4().hex,
@@ -76,6 +77,7 @@ def _event(
         memory_ids=list(memory_ids),
         created_at=now,
         task_id=task_id,
+        retrieval_event_id=retrieval_event_id,
         payload=payload or {},
     )
 

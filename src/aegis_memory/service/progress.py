@@ -10,44 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from aegis_memory import schemas_progress as sp
 from aegis_memory.service.access import Identity, acting_agent
+from aegis_memory.service.convert import _event, _ts
 from aegis_memory.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from aegis_memory.store import DuplicateError, Store
-from aegis_memory.store.records import EventRecord, FeatureRecord, SessionRecord
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _event(
-    identity: Identity,
-    event_type: str,
-    *,
-    namespace: str,
-    agent_id: str | None,
-    now: float,
-    payload: dict[str, Any],
-    task_id: str | None = None,
-    retrieval_event_id: str | None = None,
-) -> EventRecord:
-    return EventRecord(
-        id=uuid.uuid4().hex,
-        project_id=identity.project_id,
-        namespace=namespace,
-        event_type=event_type,
-        agent_id=agent_id,
-        memory_ids=[],
-        created_at=now,
-        task_id=task_id,
-        retrieval_event_id=retrieval_event_id,
-        payload=payload,
-    )
+from aegis_memory.store.records import FeatureRecord, SessionRecord
 
 
 def to_session(r: SessionRecord) -> sp.SessionProgress:
