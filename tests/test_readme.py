@@ -105,3 +105,16 @@ def test_local_mode(readme_server, tmp_path):
     out = run_snippet(readme_server, snippets()["Without a server: local mode"], cwd=tmp_path)
     assert "The staging cluster is in eu-west-1" in out
     assert (tmp_path / "aegis-data" / "aegis.db").exists()
+
+
+def test_ace_patterns(readme_server, tmp_path):
+    out = run_snippet(readme_server, snippets()["ACE patterns: agents that learn what works"], """
+        print([e.content for e in strategies])
+        print(client.progress.get("build-dashboard").completed)
+        print(client.playbook("pagination", agent_id="executor",
+                              error_pattern="pagination_incomplete")[0].content)
+    """, cwd=tmp_path)
+    lines = out.strip().splitlines()
+    assert "For API pagination, follow the next cursor until it is empty" in lines[0]
+    assert lines[1] == "['auth', 'routing']"
+    assert lines[2] == "Always use while True for pagination, not range(n)"
