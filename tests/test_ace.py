@@ -128,7 +128,11 @@ def test_full_ace_loop_metrics_and_correlation(client, ns):
     client.vote(m2.id, "harmful", voter_agent_id="executor", task_id="f2")
     client.vote(m2.id, "helpful", voter_agent_id="executor", task_id="f3")
     client.features.mark_complete("f1", namespace=ns, verified_by="qa",
-                                  retrieval_event_id=found.retrieval_event_id)
+                                  retrieval_event_id=found.retrieval_event_id,
+                                  selected_memory_ids=[m1.id])
+    linked = client.timeline(memory_id=m1.id, event_type="feature_updated")
+    assert [e.retrieval_event_id for e in linked.events] == [found.retrieval_event_id]
+    assert linked.events[0].payload["passes"] is True
     client.features.mark_failed("f2", "orders were stale", namespace=ns)
     client.features.mark_failed("f3", "first try broke", namespace=ns)
     client.features.mark_complete("f3", namespace=ns, verified_by="qa")
@@ -151,3 +155,46 @@ def test_full_ace_loop_metrics_and_correlation(client, ns):
     client.vote(m1.id, "harmful", voter_agent_id="reviewer", task_id="f2")
     client.vote(m1.id, "harmful", voter_agent_id="auditor", task_id="f2")
     assert client.eval_metrics(namespace=ns).pollution_rate == 0.5
+
+
+def test_dashboard_apis(client, server, ns):
+    a = client.add("Dashboards show counts", agent_id="alice", namespace=ns,
+                   memory_type="strategy")
+    client.add("Global fact for the dashboard", namespace=ns)
+    client.vote(a.id, "helpful", voter_agent_id="alice")
+    client.progress.update(session_id="dash-session", completed=["a"], namespace=ns)
+    client.features.create("dash-feature", namespace=ns)
+    client.query("dashboards", agent_id="alice", namespace=ns)
+
+    stats = client.dashboard_stats(namespace=ns)
+    assert stats.memories_total == 2 and stats.by_type == {"strategy": 1, "standard": 1}
+    assert stats.by_scope == {"agent-private": 1, "global": 1}
+    assert stats.helpful_votes == 1 and stats.voters == 1
+    assert stats.sessions_by_status == {"active": 1}
+    assert stats.features_by_status == {"not_started": 1}
+
+    activity = client.dashboard_activity(namespace=ns, days=3)
+    assert len(activity.buckets) == 3
+    today = activity.buckets[-1]
+    assert today.counts["memory_created"] == 2 and today.counts["query"] == 1
+    assert today.counts["vote"] == 1
+
+    page = client.timeline(namespace=ns, limit=2)
+    assert len(page.events) == 2 and page.next_cursor is not None
+    rest = client.timeline(namespace=ns, before=page.next_cursor, limit=100)
+    assert {e.id for e in page.events}.isdisjoint({e.id for e in rest.events})
+    history = client.timeline(memory_id=a.id, agent_id="alice")
+    assert [e.event_type for e in history.events] == ["query", "vote", "memory_created"]
+
+    # Another agent cannot read a private memory's history; agent keys get no overview.
+    with httpx.Client(base_url=server.base_url,
+                      headers={"Authorization": "Bearer dev-key"}) as http:
+        r = http.get("/memories/ace/dashboard/timeline",
+                     params={"memory_id": a.id, "agent_id": "bob"})
+        assert r.status_code == 404
+        key = http.post("/keys", json={"agent_id": "bob"}).json()["key"]
+        r = httpx.get(server.base_url + "/memories/ace/dashboard/stats",
+                      headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 403 and r.json()["code"] == "project_key_required"
+        r = http.get("/memories/ace/dashboard/timeline", params={"limit": 100_000})
+        assert r.status_code == 422

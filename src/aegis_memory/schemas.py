@@ -422,6 +422,60 @@ class EvalCorrelation(_Response):
     harmful_count: int = 0
 
 
+# ----------------------------------------------------------------------------- dashboard
+
+MAX_PAGE = 500
+
+
+class AgentCount(_Response):
+    agent_id: str | None = None
+    memories: int
+
+
+class DashboardStats(_Response):
+    namespace: str | None = None
+    memories_total: int
+    deprecated: int
+    by_type: dict[str, int]
+    by_scope: dict[str, int]
+    top_agents: list[AgentCount]
+    helpful_votes: int
+    harmful_votes: int
+    voters: int
+    sessions_by_status: dict[str, int] = Field(default_factory=dict)
+    features_by_status: dict[str, int] = Field(default_factory=dict)
+
+
+class ActivityBucket(_Response):
+    date: str
+    total: int
+    counts: dict[str, int]
+
+
+class DashboardActivity(_Response):
+    namespace: str | None = None
+    days: int
+    buckets: list[ActivityBucket]
+
+
+class TimelineEvent(_Response):
+    id: str
+    event_type: str
+    namespace: str | None = None
+    agent_id: str | None = None
+    memory_ids: list[str] = Field(default_factory=list)
+    task_id: str | None = None
+    retrieval_event_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    cursor: int
+
+
+class Timeline(_Response):
+    events: list[TimelineEvent]
+    next_cursor: int | None = Field(None, description="Pass as `before` for the next page.")
+
+
 # ----------------------------------------------------------------------------- handoff
 
 

@@ -149,6 +149,10 @@ class UpdateFeatureRequest(_Request):
     test_steps: list[str] | None = Field(default=None, max_length=MAX_ITEMS)
     verified_by: str | None = None
     retrieval_event_id: str | None = Field(default=None, max_length=64)
+    selected_memory_ids: list[str] | None = Field(
+        default=None, max_length=MAX_ITEMS,
+        description="The memories the agent actually used for this outcome.",
+    )
     task_id: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
     agent_id: str | None = None
 

@@ -49,6 +49,8 @@ from aegis_memory.schemas import (
     CreatedApiKey,
     CreateKeyRequest,
     CrossAgentQueryRequest,
+    DashboardActivity,
+    DashboardStats,
     DeleteResponse,
     DeltaOperation,
     DeltaRequest,
@@ -73,6 +75,7 @@ from aegis_memory.schemas import (
     QueryRequest,
     QueryResponse,
     ReflectionRequest,
+    Timeline,
     UpdateMemoryRequest,
     VoteKind,
     VoteRequest,
@@ -651,6 +654,39 @@ class ClientOps(ProgressApis):
         """How helpful and harmful votes go with the outcome of the features they name."""
         return Call("GET", "/memories/ace/eval/correlation", EvalCorrelation.model_validate,
                     params=query_params(window=window, namespace=namespace))
+
+    @operation
+    def dashboard_stats(self, *, namespace: str | None = None) -> Call[DashboardStats]:
+        """Counts by type, scope and agent, votes, sessions and features (project key)."""
+        return Call("GET", "/memories/ace/dashboard/stats", DashboardStats.model_validate,
+                    params=query_params(namespace=namespace))
+
+    @operation
+    def dashboard_activity(
+        self, *, namespace: str | None = None, days: int = 7
+    ) -> Call[DashboardActivity]:
+        """Events per UTC day over the last ``days`` days (project key)."""
+        return Call("GET", "/memories/ace/dashboard/activity", DashboardActivity.model_validate,
+                    params=query_params(namespace=namespace, days=str(days)))
+
+    @operation
+    def timeline(
+        self,
+        *,
+        namespace: str | None = None,
+        event_type: str | None = None,
+        agent_id: str | None = None,
+        memory_id: str | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> Call[Timeline]:
+        """The event timeline, newest first; pass ``next_cursor`` as ``before`` for more.
+        With ``memory_id``: that memory's history (any caller that can see it)."""
+        return Call("GET", "/memories/ace/dashboard/timeline", Timeline.model_validate,
+                    params=query_params(
+                        namespace=namespace, event_type=event_type, agent_id=agent_id,
+                        memory_id=memory_id, before=None if before is None else str(before),
+                        limit=str(limit)))
 
     # ------------------------------------------------------------------ export / import
 

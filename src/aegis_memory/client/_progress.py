@@ -175,6 +175,7 @@ class FeaturesOps(Namespace):
         passes: bool | None = None,
         failure_reason: str | None = None,
         retrieval_event_id: str | None = None,
+        selected_memory_ids: Sequence[str] | None = None,
         task_id: str | None = None,
         verified_by: str | None = None,
         agent_id: str | None = None,
@@ -185,7 +186,8 @@ class FeaturesOps(Namespace):
         the outcome."""
         body = request_body(
             UpdateFeatureRequest, status=status, passes=passes, failure_reason=failure_reason,
-            retrieval_event_id=retrieval_event_id, task_id=task_id, verified_by=verified_by,
+            retrieval_event_id=retrieval_event_id, selected_memory_ids=selected_memory_ids,
+            task_id=task_id, verified_by=verified_by,
             agent_id=agent_id, namespace=namespace,
         )
         return Call(
@@ -200,6 +202,7 @@ class FeaturesOps(Namespace):
         *,
         verified_by: str | None = None,
         retrieval_event_id: str | None = None,
+        selected_memory_ids: Sequence[str] | None = None,
         task_id: str | None = None,
         agent_id: str | None = None,
         namespace: str = "default",
@@ -207,7 +210,8 @@ class FeaturesOps(Namespace):
         """The feature passed its tests: ``passes=True``, status ``complete``."""
         return FeaturesOps.update.build(
             self, feature_id, status="complete", passes=True, verified_by=verified_by,
-            retrieval_event_id=retrieval_event_id, task_id=task_id, agent_id=agent_id,
+            retrieval_event_id=retrieval_event_id, selected_memory_ids=selected_memory_ids,
+            task_id=task_id, agent_id=agent_id,
             namespace=namespace,
         )
 
@@ -218,6 +222,7 @@ class FeaturesOps(Namespace):
         reason: str,
         *,
         retrieval_event_id: str | None = None,
+        selected_memory_ids: Sequence[str] | None = None,
         task_id: str | None = None,
         agent_id: str | None = None,
         namespace: str = "default",
@@ -225,7 +230,8 @@ class FeaturesOps(Namespace):
         """The feature failed verification: ``passes=False``, status ``failed``, with why."""
         return FeaturesOps.update.build(
             self, feature_id, status="failed", passes=False, failure_reason=reason,
-            retrieval_event_id=retrieval_event_id, task_id=task_id, agent_id=agent_id,
+            retrieval_event_id=retrieval_event_id, selected_memory_ids=selected_memory_ids,
+            task_id=task_id, agent_id=agent_id,
             namespace=namespace,
         )
 

@@ -21,7 +21,7 @@ from aegis_memory.embeddings import build_embedder
 from aegis_memory.server import errors
 from aegis_memory.server.metrics import Metrics, MetricsMiddleware
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from aegis_memory.server.routes import admin, keys, memories, ops
+from aegis_memory.server.routes import admin, dashboard, keys, memories, ops
 from aegis_memory.server.routes import progress as progress_routes
 from aegis_memory.service import MemoryService
 from aegis_memory.store import open_store
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(progress_routes.router)
     app.include_router(memories.router)
     app.include_router(keys.router)
+    app.include_router(dashboard.router)
     app.include_router(admin.router)
 
     if settings.cors_origins:

@@ -31,6 +31,7 @@ from aegis_memory.service.access import (
 )
 from aegis_memory.service.ace import AceOperations
 from aegis_memory.service.convert import _epoch, _event, _ts, to_memory
+from aegis_memory.service.dashboard import DashboardOperations
 from aegis_memory.service.errors import (
     Conflict,
     Forbidden,
@@ -100,7 +101,7 @@ async def preflight(settings: Settings) -> None:
         await store.close()
 
 
-class MemoryService(AceOperations, EvalOperations):
+class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     """One instance per process; safe to share between concurrent requests."""
 
     def __init__(

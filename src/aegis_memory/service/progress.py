@@ -259,6 +259,7 @@ class ProgressService:
         )
         event = _event(
             identity, "feature_updated", namespace=req.namespace, agent_id=agent, now=now,
+            memory_ids=req.selected_memory_ids or (),
             task_id=req.task_id or feature_id, retrieval_event_id=req.retrieval_event_id,
             payload={"feature_id": feature_id, "passes": req.passes, "status": status_after,
                      "task_id": req.task_id, "failure_reason": req.failure_reason},

@@ -50,6 +50,21 @@ class Store(Protocol):
     async def eval_inputs(
         self, project_id: str, namespace: str | None, since: float
     ) -> dict[str, Any]: ...
+    async def dashboard_counts(
+        self, project_id: str, namespace: str | None, now: float
+    ) -> dict[str, Any]: ...
+    async def events_page(
+        self,
+        project_id: str,
+        *,
+        namespace: str | None = None,
+        event_type: str | None = None,
+        agent_id: str | None = None,
+        memory_id: str | None = None,
+        since: float | None = None,
+        before_row: int | None = None,
+        limit: int = 100,
+    ) -> list[Any]: ...
     async def apply_delta(
         self, project_id: str, writes: Sequence[DeltaWrite], now: float
     ) -> list[InsertOutcome]: ...

@@ -20,9 +20,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     Select,
+    String,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -438,6 +440,72 @@ class SqlStore:
             "memories": int(live or 0),
             "polluting": int(polluting or 0),
         }
+
+    @reads
+    def dashboard_counts(
+        self, conn: Connection, project_id: str, namespace: str | None, now: float
+    ) -> dict[str, Any]:
+        """Aggregates for the dashboard overview (live, non-expired memories)."""
+        m, v = _M, t.votes.c
+        where = [m.project_id == project_id, or_(m.expires_at.is_(None), m.expires_at > now)]
+        if namespace is not None:
+            where.append(m.namespace == namespace)
+
+        def grouped(column: Any, limit: int | None = None) -> list[tuple[Any, int]]:
+            query = (select(column, func.count()).where(*where, m.is_deprecated.is_(False))
+                     .group_by(column).order_by(func.count().desc(), column))
+            if limit:
+                query = query.limit(limit)
+            return [(k, int(n)) for k, n in conn.execute(query).all()]
+
+        helpful, harmful = conn.execute(
+            select(func.coalesce(func.sum(m.bullet_helpful), 0),
+                   func.coalesce(func.sum(m.bullet_harmful), 0)).where(*where)
+        ).one()
+        deprecated = conn.execute(
+            select(func.count()).where(*where, m.is_deprecated.is_(True))).scalar_one()
+        voters = conn.execute(
+            select(func.count(func.distinct(v.voter_agent_id)))
+            .select_from(t.votes.join(t.memories, m.row_id == v.memory_row_id)).where(*where)
+        ).scalar_one()
+        return {
+            "by_type": grouped(m.memory_type), "by_scope": grouped(m.scope),
+            "top_agents": grouped(m.agent_id, 10), "helpful": int(helpful),
+            "harmful": int(harmful), "deprecated": int(deprecated), "voters": int(voters),
+        }
+
+    @reads
+    def events_page(
+        self,
+        conn: Connection,
+        project_id: str,
+        *,
+        namespace: str | None = None,
+        event_type: str | None = None,
+        agent_id: str | None = None,
+        memory_id: str | None = None,
+        since: float | None = None,
+        before_row: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Events newest first; ``before_row`` continues from a previous page."""
+        e = t.events.c
+        query = select(t.events).where(e.project_id == project_id)
+        if namespace is not None:
+            query = query.where(e.namespace == namespace)
+        if event_type is not None:
+            query = query.where(e.event_type == event_type)
+        if agent_id is not None:
+            query = query.where(e.agent_id == agent_id)
+        if memory_id is not None:
+            # Portable "JSON list contains": ids are hex, so the quoted form is unambiguous.
+            query = query.where(cast(e.memory_ids, String).like(f'%"{memory_id}"%'))
+        if since is not None:
+            query = query.where(e.created_at >= since)
+        if before_row is not None:
+            query = query.where(e.row_id < before_row)
+        rows = conn.execute(query.order_by(e.row_id.desc()).limit(limit)).all()
+        return [dict(r._mapping) for r in rows]
 
     @writes
     def apply_delta(

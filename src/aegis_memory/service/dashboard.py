@@ -1,0 +1,109 @@
+"""Dashboard reads: overview counts, activity over time, sessions, and the event timeline.
+
+They aggregate over a whole project, so they need a project key; the one exception is a single
+memory's timeline, which any caller that can see the memory may read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aegis_memory import schemas as s
+from aegis_memory.service.access import Identity, acting_agent
+from aegis_memory.service.convert import _ts
+from aegis_memory.service.errors import Forbidden
+
+if TYPE_CHECKING:
+    from aegis_memory.service.engine import MemoryService
+
+
+def _require_project_key(identity: Identity) -> None:
+    if not identity.is_project_key:
+        raise Forbidden("The dashboard aggregates a whole project: use a project key.",
+                        code="project_key_required")
+
+
+def _timeline_event(row: dict[str, Any]) -> s.TimelineEvent:
+    return s.TimelineEvent(
+        id=row["id"], event_type=row["event_type"], namespace=row["namespace"],
+        agent_id=row["agent_id"], memory_ids=list(row["memory_ids"] or []),
+        task_id=row["task_id"], retrieval_event_id=row["retrieval_event_id"],
+        payload=dict(row["payload"] or {}), created_at=_ts(row["created_at"]),
+        cursor=row["row_id"],
+    )
+
+
+class DashboardOperations:
+    async def dashboard_stats(self: MemoryService, identity: Identity,
+                              namespace: str | None) -> s.DashboardStats:
+        _require_project_key(identity)
+        data = await self.store.dashboard_counts(identity.project_id, namespace, time.time())
+        sessions: dict[str, int] = {}
+        features: dict[str, int] = {}
+        if namespace is not None:
+            sessions = dict(Counter(r.status for r in await self.store.find_sessions(
+                identity.project_id, namespace, limit=100_000)))
+            features = dict(Counter(r.status for r in await self.store.list_features(
+                identity.project_id, namespace, limit=100_000)))
+        by_type = dict(data["by_type"])
+        return s.DashboardStats(
+            namespace=namespace, memories_total=sum(by_type.values()),
+            deprecated=data["deprecated"], by_type=by_type, by_scope=dict(data["by_scope"]),
+            top_agents=[s.AgentCount(agent_id=a, memories=n) for a, n in data["top_agents"]],
+            helpful_votes=data["helpful"], harmful_votes=data["harmful"],
+            voters=data["voters"], sessions_by_status=sessions, features_by_status=features,
+        )
+
+    async def dashboard_activity(self: MemoryService, identity: Identity,
+                                 namespace: str | None, days: int) -> s.DashboardActivity:
+        """Events per UTC day for the last ``days`` days, oldest first, empty days included."""
+        _require_project_key(identity)
+        await self.events.flush()
+        now = time.time()
+        today = datetime.fromtimestamp(now, UTC).date()
+        start = datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp() \
+            - (days - 1) * 86_400
+        buckets: dict[str, Counter[str]] = {}
+        for i in range(days):
+            day = datetime.fromtimestamp(start + i * 86_400, UTC).date().isoformat()
+            buckets[day] = Counter()
+        before: int | None = None
+        while True:
+            page = await self.store.events_page(identity.project_id, namespace=namespace,
+                                                since=start, before_row=before, limit=5000)
+            for row in page:
+                day = datetime.fromtimestamp(row["created_at"], UTC).date().isoformat()
+                if day in buckets:
+                    buckets[day][row["event_type"]] += 1
+            if len(page) < 5000:
+                break
+            before = page[-1]["row_id"]
+        return s.DashboardActivity(namespace=namespace, days=days, buckets=[
+            s.ActivityBucket(date=day, total=sum(c.values()), counts=dict(c))
+            for day, c in buckets.items()
+        ])
+
+    async def dashboard_timeline(
+        self: MemoryService, identity: Identity, *, namespace: str | None,
+        event_type: str | None, agent_id: str | None, memory_id: str | None,
+        before: int | None, limit: int,
+    ) -> s.Timeline:
+        """Events newest first, a page at a time. With ``memory_id``, that memory's history,
+        for anyone who may see the memory (acting as ``agent_id``)."""
+        if memory_id is not None:
+            acting = acting_agent(identity, agent_id)
+            await self._visible(identity, memory_id, acting)
+            agent_filter = None
+        else:
+            _require_project_key(identity)
+            agent_filter = agent_id
+        await self.events.flush()
+        rows = await self.store.events_page(
+            identity.project_id, namespace=namespace, event_type=event_type,
+            agent_id=agent_filter, memory_id=memory_id, before_row=before, limit=limit + 1)
+        events = [_timeline_event(r) for r in rows[:limit]]
+        return s.Timeline(events=events,
+                          next_cursor=events[-1].cursor if len(rows) > limit else None)
