@@ -198,3 +198,22 @@ def test_dashboard_apis(client, server, ns):
         assert r.status_code == 403 and r.json()["code"] == "project_key_required"
         r = http.get("/memories/ace/dashboard/timeline", params={"limit": 100_000})
         assert r.status_code == 422
+
+
+async def test_async_client_has_the_ace_methods(server, ns):
+    from aegis_memory import AsyncAegisClient
+
+    async with AsyncAegisClient(api_key="dev-key", base_url=server.base_url) as client:
+        r = await client.reflection("Pin dependency versions in CI", agent_id="ci",
+                                    error_pattern="flaky_build", namespace=ns)
+        await client.vote(r.id, "helpful", voter_agent_id="ci", task_id="build")
+        entries = await client.playbook("dependency versions", agent_id="ci", namespace=ns)
+        assert [e.id for e in entries] == [r.id] and entries[0].effectiveness_score == 0.5
+        result = await client.apply_delta([{"type": "deprecate", "memory_id": r.id}],
+                                          agent_id="ci", namespace=ns)
+        assert result.applied == 1
+        assert await client.playbook("dependency versions", agent_id="ci", namespace=ns) == []
+        metrics = await client.eval_metrics("7d", namespace=ns)
+        assert metrics.totals.votes == 1 and metrics.retrieval_precision == 1.0
+        history = await client.timeline(memory_id=r.id)
+        assert history.events[0].event_type == "memory_deprecated"
