@@ -364,7 +364,7 @@ def test_add_with_every_field() -> None:
         ({"content": "   "}, "content"),
         ({"content": "x", "scope": "public"}, "scope"),
         ({"content": "x", "ttl_seconds": 0}, "ttl_seconds"),
-        ({"content": "x", "agent_id": " "}, "agent_id must not be empty"),
+        ({"content": "x", "agent_id": " "}, "agent_id: must not be empty"),
     ],
 )
 def test_add_rejects_bad_arguments_before_sending(kwargs: dict[str, Any], fragment: str) -> None:

@@ -8,9 +8,9 @@ newer server.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MemoryScope = Literal["agent-private", "agent-shared", "global"]
 MemoryType = Literal["standard", "strategy", "reflection", "progress", "feature"]
@@ -24,19 +24,30 @@ MAX_IMPORT_BATCH = 1_000
 MAX_IDENT_CHARS = 256
 MAX_SHARED_WITH = 1_000
 
-Ident = str
 
-
-def _check_ident(value: str | None, field: str) -> str | None:
-    if value is None:
-        return None
+def _ident(value: str) -> str:
+    """Names of agents, users, namespaces: non-empty, bounded, no NUL."""
     if not value.strip():
-        raise ValueError(f"{field} must not be empty")
+        raise ValueError("must not be empty")
     if len(value) > MAX_IDENT_CHARS:
-        raise ValueError(f"{field} is longer than {MAX_IDENT_CHARS} characters")
+        raise ValueError(f"is longer than {MAX_IDENT_CHARS} characters")
     if "\x00" in value:
-        raise ValueError(f"{field} must not contain NUL characters")
+        raise ValueError("must not contain NUL characters")
     return value
+
+
+def _text(value: str) -> str:
+    """Memory content and queries: some text, not only whitespace, no NUL."""
+    if not value.strip():
+        raise ValueError("must contain some text, not only whitespace")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+#: The validated string types every request model uses (the error's location names the field).
+Ident = Annotated[str, AfterValidator(_ident)]
+Text = Annotated[str, AfterValidator(_text)]
 
 
 class _Request(BaseModel):
@@ -53,41 +64,23 @@ class _Response(BaseModel):
 class MemoryFields(_Request):
     """Fields a caller may set when creating a memory (add, batch items, delta adds)."""
 
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
-    user_id: str | None = None
-    agent_id: str | None = None
-    namespace: str = "default"
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    user_id: Ident | None = None
+    agent_id: Ident | None = None
+    namespace: Ident = "default"
     metadata: dict[str, Any] | None = None
     ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
     scope: MemoryScope | None = None
-    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
     memory_type: MemoryType = "standard"
-    derived_from_agents: list[str] | None = None
+    derived_from_agents: list[Ident] | None = None
     coordination_metadata: dict[str, Any] | None = None
     error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
 
-    @field_validator("content")
-    @classmethod
-    def _content_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("content must contain some text, not only whitespace")
-        if "\x00" in value:
-            raise ValueError("content must not contain NUL characters")
-        return value
-
-    @field_validator("user_id", "agent_id", "namespace")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
-
     @field_validator("shared_with_agents", "derived_from_agents")
     @classmethod
-    def _ident_lists(cls, value: list[str] | None, info: Any) -> list[str] | None:
-        if value is None:
-            return None
-        for item in value:
-            _check_ident(item, f"{info.field_name} item")
-        return list(dict.fromkeys(value))
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else list(dict.fromkeys(value))
 
 
 class AddMemoryRequest(MemoryFields):
@@ -145,48 +138,26 @@ class Memory(_Response):
 class _SearchFields(_Request):
     """What every semantic search takes (query and cross-agent query)."""
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    namespace: str = "default"
-    user_id: str | None = None
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    namespace: Ident = "default"
+    user_id: Ident | None = None
     top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
     memory_types: list[MemoryType] | None = None
-    target_agent_ids: list[str] | None = Field(
+    target_agent_ids: list[Ident] | None = Field(
         default=None, description="Only memories owned by these agents."
     )
 
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must contain some text, not only whitespace")
-        return value
-
-    @field_validator("user_id", "namespace")
-    @classmethod
-    def _search_idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
-
 
 class QueryRequest(_SearchFields):
-    agent_id: str | None = Field(default=None, description="The agent the query acts as.")
+    agent_id: Ident | None = Field(default=None, description="The agent the query acts as.")
     scope: MemoryScope | None = None
-
-    @field_validator("agent_id")
-    @classmethod
-    def _agent(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class CrossAgentQueryRequest(_SearchFields):
-    requesting_agent_id: str | None = Field(
+    requesting_agent_id: Ident | None = Field(
         default=None, description="The agent the query acts as."
     )
-
-    @field_validator("requesting_agent_id")
-    @classmethod
-    def _agent(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class QueryResponse(_Response):
@@ -198,20 +169,13 @@ class QueryResponse(_Response):
 class UpdateMemoryRequest(_Request):
     """PATCH body: only the fields given change. ``metadata`` is merged into the existing object."""
 
-    agent_id: str | None = Field(default=None, description="The agent the update acts as.")
-    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    agent_id: Ident | None = Field(default=None, description="The agent the update acts as.")
+    content: Text | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
     metadata: dict[str, Any] | None = None
     scope: MemoryScope | None = None
-    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
     memory_type: MemoryType | None = None
     ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
-
-    @field_validator("content")
-    @classmethod
-    def _content_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("content must contain some text, not only whitespace")
-        return value
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateMemoryRequest:
@@ -251,26 +215,14 @@ MAX_DELTA_OPS = 100
 
 
 class PlaybookRequest(_Request):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    agent_id: str | None = Field(default=None, description="The agent the playbook is for.")
-    namespace: str = "default"
-    user_id: str | None = None
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    agent_id: Ident | None = Field(default=None, description="The agent the playbook is for.")
+    namespace: Ident = "default"
+    user_id: Ident | None = None
     top_k: int = Field(default=20, ge=1, le=MAX_TOP_K)
     min_effectiveness: float = Field(default=0.0, ge=-1.0, le=1.0)
     include_types: list[MemoryType] = Field(default_factory=lambda: ["strategy", "reflection"])
     error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must contain some text, not only whitespace")
-        return value
-
-    @field_validator("agent_id", "user_id", "namespace")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class PlaybookEntry(_Response):
@@ -298,27 +250,17 @@ class PlaybookResponse(_Response):
 class ReflectionRequest(_Request):
     """A lesson learned, stored as a ``reflection`` memory (global unless told otherwise)."""
 
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
-    agent_id: str | None = None
-    namespace: str = "default"
-    user_id: str | None = None
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    agent_id: Ident | None = None
+    namespace: Ident = "default"
+    user_id: Ident | None = None
     error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
     correct_approach: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     applicable_contexts: list[str] | None = None
     source_trajectory_id: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
     scope: MemoryScope = "global"
-    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
     metadata: dict[str, Any] | None = None
-
-    @field_validator("content")
-    @classmethod
-    def _content_not_blank(cls, value: str) -> str:
-        return MemoryFields._content_not_blank(value)
-
-    @field_validator("agent_id", "user_id", "namespace")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class DeltaOperation(_Request):
@@ -326,12 +268,12 @@ class DeltaOperation(_Request):
 
     type: Literal["add", "update", "deprecate"]
     # add (and update: content, metadata, memory_type)
-    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    content: Text | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
     memory_type: MemoryType | None = None
     scope: MemoryScope | None = None
-    shared_with_agents: list[str] | None = Field(default=None, max_length=MAX_SHARED_WITH)
+    shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
     metadata: dict[str, Any] | None = None
-    user_id: str | None = None
+    user_id: Ident | None = None
     ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
     error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
     # update / deprecate
@@ -341,7 +283,7 @@ class DeltaOperation(_Request):
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> DeltaOperation:
-        if self.type == "add" and not (self.content and self.content.strip()):
+        if self.type == "add" and not self.content:
             raise ValueError("an 'add' operation needs content")
         if self.type in ("update", "deprecate") and not self.memory_id:
             raise ValueError(f"an '{self.type}' operation needs memory_id")
@@ -354,14 +296,9 @@ class DeltaOperation(_Request):
 
 class DeltaRequest(_Request):
     operations: list[DeltaOperation] = Field(min_length=1, max_length=MAX_DELTA_OPS)
-    agent_id: str | None = Field(default=None, description="The agent the changes act as.")
-    namespace: str = "default"
+    agent_id: Ident | None = Field(default=None, description="The agent the changes act as.")
+    namespace: Ident = "default"
     atomic: bool = Field(default=True, description="All or nothing (default), or per item.")
-
-    @field_validator("agent_id", "namespace")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class DeltaItemResult(_Response):
@@ -480,18 +417,13 @@ class Timeline(_Response):
 
 
 class HandoffRequest(_Request):
-    source_agent_id: str
-    target_agent_id: str
-    namespace: str = "default"
-    user_id: str | None = None
+    source_agent_id: Ident
+    target_agent_id: Ident
+    namespace: Ident = "default"
+    user_id: Ident | None = None
     task_context: str | None = Field(default=None, max_length=MAX_QUERY_CHARS)
     max_memories: int = Field(default=20, ge=1, le=200)
     share: bool = False
-
-    @field_validator("source_agent_id", "target_agent_id", "namespace", "user_id")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class HandoffBaton(_Response):
@@ -516,8 +448,8 @@ class HandoffBaton(_Response):
 
 class ExportRequest(_Request):
     namespace: str | None = Field(default=None, description="None exports every namespace.")
-    agent_id: str | None = Field(default=None, description="The agent the export acts as.")
-    user_id: str | None = None
+    agent_id: Ident | None = Field(default=None, description="The agent the export acts as.")
+    user_id: Ident | None = None
     format: Literal["jsonl", "json"] = "jsonl"
     include_embeddings: bool = False
     include_deprecated: bool = True
@@ -542,7 +474,7 @@ class ExportedMemory(Memory):
 
 class ImportRequest(_Request):
     memories: list[ExportedMemory] = Field(min_length=1, max_length=MAX_IMPORT_BATCH)
-    agent_id: str | None = Field(default=None, description="The agent the import acts as.")
+    agent_id: Ident | None = Field(default=None, description="The agent the import acts as.")
 
 
 class ImportResponse(_Response):
@@ -556,14 +488,9 @@ class ImportResponse(_Response):
 
 
 class CreateKeyRequest(_Request):
-    agent_id: str | None = None
+    agent_id: Ident | None = None
     name: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
     expires_at: datetime | None = None
-
-    @field_validator("agent_id")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
 
 
 class ApiKeyInfo(_Response):
@@ -591,8 +518,3 @@ class KeyList(_Response):
 class HealthResponse(_Response):
     status: str
     version: str | None = None
-
-
-class ErrorBody(_Response):
-    detail: str
-    code: str

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aegis_memory.schemas import MAX_CONTENT_CHARS, MAX_IDENT_CHARS, _check_ident
+from aegis_memory.schemas import MAX_CONTENT_CHARS, Ident, _Request, _Response
 
 SessionStatus = Literal["active", "paused", "completed", "failed"]
 FeatureStatus = Literal["not_started", "in_progress", "blocked", "testing", "complete", "failed"]
@@ -19,14 +19,6 @@ FeatureStatus = Literal["not_started", "in_progress", "blocked", "testing", "com
 MAX_ITEMS = 1_000
 MAX_ITEM_CHARS = 2_000
 MAX_SESSION_LIST = 500
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Response(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 def _check_items(value: list[str] | None, field: str) -> list[str] | None:
@@ -53,9 +45,9 @@ class BlockedItem(BaseModel):
 
 
 class _SessionFields(_Request):
-    namespace: str = "default"
-    agent_id: str | None = None
-    user_id: str | None = None
+    namespace: Ident = "default"
+    agent_id: Ident | None = None
+    user_id: Ident | None = None
     completed: list[str] | None = Field(default=None, max_length=MAX_ITEMS)
     in_progress: str | None = Field(default=None, max_length=MAX_ITEM_CHARS)
     next_items: list[str] | None = Field(default=None, max_length=MAX_ITEMS)
@@ -64,11 +56,6 @@ class _SessionFields(_Request):
     total_items: int | None = Field(default=None, ge=0, le=1_000_000)
     metadata: dict[str, Any] | None = None
 
-    @field_validator("namespace", "agent_id", "user_id")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
-
     @field_validator("completed", "next_items")
     @classmethod
     def _items(cls, value: list[str] | None, info: Any) -> list[str] | None:
@@ -76,14 +63,8 @@ class _SessionFields(_Request):
 
 
 class CreateSessionRequest(_SessionFields):
-    session_id: str = Field(max_length=MAX_IDENT_CHARS)
+    session_id: Ident
     status: SessionStatus = "active"
-
-    @field_validator("session_id")
-    @classmethod
-    def _session_id(cls, value: str) -> str:
-        return _check_ident(value, "session_id") or value
-
 
 class UpdateSessionRequest(_SessionFields):
     """Only what is given changes; ``completed`` items are appended (without duplicates)."""
@@ -118,19 +99,14 @@ class SessionList(_Response):
 
 
 class CreateFeatureRequest(_Request):
-    feature_id: str = Field(max_length=MAX_IDENT_CHARS)
+    feature_id: Ident
     description: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
-    namespace: str = "default"
-    session_id: str | None = None
-    category: str | None = None
+    namespace: Ident = "default"
+    session_id: Ident | None = None
+    category: Ident | None = None
     test_steps: list[str] | None = Field(default=None, max_length=MAX_ITEMS)
     status: FeatureStatus = "not_started"
-    agent_id: str | None = None
-
-    @field_validator("feature_id", "namespace", "session_id", "category", "agent_id")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
+    agent_id: Ident | None = None
 
     @field_validator("test_steps")
     @classmethod
@@ -141,25 +117,20 @@ class CreateFeatureRequest(_Request):
 class UpdateFeatureRequest(_Request):
     """``passes=true`` is the only way to ``complete``: status alone cannot claim it."""
 
-    namespace: str = "default"
+    namespace: Ident = "default"
     status: FeatureStatus | None = None
     passes: bool | None = None
     failure_reason: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     description: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     test_steps: list[str] | None = Field(default=None, max_length=MAX_ITEMS)
-    verified_by: str | None = None
+    verified_by: Ident | None = None
     retrieval_event_id: str | None = Field(default=None, max_length=64)
     selected_memory_ids: list[str] | None = Field(
         default=None, max_length=MAX_ITEMS,
         description="The memories the agent actually used for this outcome.",
     )
-    task_id: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
-    agent_id: str | None = None
-
-    @field_validator("namespace", "verified_by", "agent_id", "task_id")
-    @classmethod
-    def _idents(cls, value: str | None, info: Any) -> str | None:
-        return _check_ident(value, info.field_name)
+    task_id: Ident | None = None
+    agent_id: Ident | None = None
 
     @field_validator("test_steps")
     @classmethod
