@@ -14,11 +14,11 @@ import numpy as np
 
 from aegis_memory import schemas as s
 from aegis_memory.service.access import acting_agent, can_see, is_live
-from aegis_memory.service.convert import _event, _ts, to_memory
+from aegis_memory.service.convert import _event, to_memory
 from aegis_memory.service.errors import Conflict, NotFound, ServiceError
 from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store import DuplicateError
-from aegis_memory.store.records import DeltaWrite, MemoryRecord
+from aegis_memory.store.records import DeltaWrite
 
 if TYPE_CHECKING:
     from aegis_memory.service.access import Identity
@@ -32,16 +32,16 @@ EFFECTIVENESS_WEIGHT = 0.25
 RERANK_FACTOR = 3
 
 
-def _entry(m: MemoryRecord, relevance: float) -> s.PlaybookEntry:
-    eff = effectiveness(m.bullet_helpful, m.bullet_harmful)
+def _entry(m: s.Memory) -> s.PlaybookEntry:
+    """A playbook entry from a scored memory: relevance plus the effectiveness boost."""
+    relevance = m.score or 0.0
     return s.PlaybookEntry(
         id=m.id, content=m.content, memory_type=m.memory_type, agent_id=m.agent_id,
-        scope=m.scope,  # type: ignore[arg-type]
-        effectiveness_score=eff, bullet_helpful=m.bullet_helpful,
-        bullet_harmful=m.bullet_harmful, relevance=round(relevance, 6),
-        score=round(relevance + EFFECTIVENESS_WEIGHT * eff, 6),
-        error_pattern=m.error_pattern, metadata=m.metadata,
-        created_at=_ts(m.created_at),
+        scope=m.scope, effectiveness_score=m.effectiveness_score,
+        bullet_helpful=m.bullet_helpful, bullet_harmful=m.bullet_harmful,
+        relevance=relevance,
+        score=round(relevance + EFFECTIVENESS_WEIGHT * m.effectiveness_score, 6),
+        error_pattern=m.error_pattern, metadata=m.metadata, created_at=m.created_at,
     )
 
 
@@ -70,7 +70,7 @@ class AceOperations:
                         < req.min_effectiveness or m.embedding is None):
                     continue
                 relevance = float(np.frombuffer(m.embedding, dtype=np.float32) @ vector)
-                scored.append(_entry(m, relevance))
+                scored.append(_entry(to_memory(m, round(relevance, 6))))
         else:
             found = await self.search_vector(
                 identity, vector, agent=agent, query=req.query, namespace=req.namespace,
@@ -78,17 +78,7 @@ class AceOperations:
                 top_k=min(s.MAX_TOP_K, req.top_k * RERANK_FACTOR),
                 min_effectiveness=req.min_effectiveness, record_event=False,
             )
-            scored = [
-                s.PlaybookEntry(
-                    id=m.id, content=m.content, memory_type=m.memory_type, agent_id=m.agent_id,
-                    scope=m.scope, effectiveness_score=m.effectiveness_score,
-                    bullet_helpful=m.bullet_helpful, bullet_harmful=m.bullet_harmful,
-                    relevance=m.score or 0.0,
-                    score=round((m.score or 0.0) + EFFECTIVENESS_WEIGHT * m.effectiveness_score, 6),
-                    error_pattern=m.error_pattern, metadata=m.metadata, created_at=m.created_at,
-                )
-                for m in found.memories
-            ]
+            scored = [_entry(m) for m in found.memories]
         scored.sort(key=lambda e: (-e.score, e.id))
         entries = scored[: req.top_k]
         event_id = uuid.uuid4().hex

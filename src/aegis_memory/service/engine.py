@@ -45,6 +45,7 @@ from aegis_memory.service.events import EventWriter
 from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
 from aegis_memory.service.indexing import IndexSync
 from aegis_memory.service.keys import issue_key, key_info
+from aegis_memory.service.progress import ProgressService
 from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store import DuplicateError, Store
 from aegis_memory.store.records import (
@@ -112,6 +113,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         self.embedder = embedder
         self.index = index
         self.events = EventWriter(store)
+        self.progress = ProgressService(store)
         self._bootstrap_key = settings.aegis_api_key
 
     # ------------------------------------------------------------------ lifecycle

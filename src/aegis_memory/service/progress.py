@@ -64,7 +64,7 @@ def _check_owner(identity: Identity, session: SessionRecord) -> None:
 
 
 class ProgressService:
-    """Operations over the store of a `MemoryService` (``ProgressService(service.store)``)."""
+    """Session and feature operations; the `MemoryService` holds one as ``service.progress``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -10,7 +10,6 @@ from aegis_memory import schemas as s
 from aegis_memory import schemas_progress as sp
 from aegis_memory.server.deps import IdentityDep, ServiceDep
 from aegis_memory.service.dashboard import _require_project_key
-from aegis_memory.service.progress import ProgressService
 
 router = APIRouter(prefix="/memories/ace/dashboard", tags=["dashboard"])
 
@@ -42,7 +41,7 @@ async def sessions(
     limit: Annotated[int, Query(ge=1, le=sp.MAX_SESSION_LIST)] = 100,
 ) -> sp.SessionList:
     _require_project_key(identity)
-    return await ProgressService(service.store).list_sessions(identity, namespace, status, limit)
+    return await service.progress.list_sessions(identity, namespace, status, limit)
 
 
 @router.get("/timeline", response_model=s.Timeline, summary="Event timeline, newest first")

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 from aegis_memory import schemas_progress as sp
 from aegis_memory.schemas import MAX_IDENT_CHARS
 from aegis_memory.server.deps import IdentityDep, ServiceDep
-from aegis_memory.service.progress import ProgressService
 
 router = APIRouter(prefix="/memories/ace", tags=["ace"])
 
@@ -24,7 +23,7 @@ IdentParam = Annotated[str | None, Query(min_length=1, max_length=MAX_IDENT_CHAR
 async def create_session(
     body: sp.CreateSessionRequest, identity: IdentityDep, service: ServiceDep
 ) -> sp.SessionProgress:
-    return await ProgressService(service.store).create_session(identity, body)
+    return await service.progress.create_session(identity, body)
 
 
 @router.get("/sessions", response_model=sp.SessionList, summary="List sessions")
@@ -35,7 +34,7 @@ async def list_sessions(
     status: sp.SessionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=sp.MAX_SESSION_LIST)] = 100,
 ) -> sp.SessionList:
-    return await ProgressService(service.store).list_sessions(identity, namespace, status, limit)
+    return await service.progress.list_sessions(identity, namespace, status, limit)
 
 
 @router.get(
@@ -45,7 +44,7 @@ async def get_session(
     session_id: str, identity: IdentityDep, service: ServiceDep,
     namespace: NamespaceParam = "default",
 ) -> sp.SessionProgress:
-    return await ProgressService(service.store).get_session(identity, session_id, namespace)
+    return await service.progress.get_session(identity, session_id, namespace)
 
 
 @router.patch(
@@ -55,7 +54,7 @@ async def get_session(
 async def update_session(
     session_id: str, body: sp.UpdateSessionRequest, identity: IdentityDep, service: ServiceDep
 ) -> sp.SessionProgress:
-    return await ProgressService(service.store).update_session(identity, session_id, body)
+    return await service.progress.update_session(identity, session_id, body)
 
 
 @router.post(
@@ -64,7 +63,7 @@ async def update_session(
 async def create_feature(
     body: sp.CreateFeatureRequest, identity: IdentityDep, service: ServiceDep
 ) -> sp.Feature:
-    return await ProgressService(service.store).create_feature(identity, body)
+    return await service.progress.create_feature(identity, body)
 
 
 @router.get("/features", response_model=sp.FeatureList, summary="List features with counts")
@@ -75,7 +74,7 @@ async def list_features(
     status: sp.FeatureStatus | None = None,
     session_id: IdentParam = None,
 ) -> sp.FeatureList:
-    return await ProgressService(service.store).list_features(
+    return await service.progress.list_features(
         identity, namespace, status, session_id
     )
 
@@ -85,7 +84,7 @@ async def get_feature(
     feature_id: str, identity: IdentityDep, service: ServiceDep,
     namespace: NamespaceParam = "default",
 ) -> sp.Feature:
-    return await ProgressService(service.store).get_feature(identity, feature_id, namespace)
+    return await service.progress.get_feature(identity, feature_id, namespace)
 
 
 @router.patch(
@@ -95,4 +94,4 @@ async def get_feature(
 async def update_feature(
     feature_id: str, body: sp.UpdateFeatureRequest, identity: IdentityDep, service: ServiceDep
 ) -> sp.Feature:
-    return await ProgressService(service.store).update_feature(identity, feature_id, body)
+    return await service.progress.update_feature(identity, feature_id, body)
