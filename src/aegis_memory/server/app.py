@@ -53,9 +53,12 @@ def _configure_logging(level: str) -> None:
         root.addHandler(handler)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> FastAPI:
+    """Build the app. Embedded use (the SDK's local mode) passes ``configure_logging=False``:
+    a library must leave the host program's logging alone."""
     settings = settings or Settings()
-    _configure_logging(settings.log_level)
+    if configure_logging:
+        _configure_logging(settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
