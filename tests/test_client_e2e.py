@@ -28,13 +28,9 @@ from aegis_memory import (
 from aegis_memory.client import Call
 
 
-@pytest.fixture
-def srv(request: pytest.FixtureRequest) -> Any:
-    """The ``server`` fixture of tests/conftest.py (skips cleanly where it is not available)."""
-    try:
-        return request.getfixturevalue("server")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the `server` fixture from tests/conftest.py")
+def _server(request: pytest.FixtureRequest, backend: str) -> Any:
+    """A shared server of tests/conftest.py on ``backend``."""
+    return request.getfixturevalue(f"{backend}_server")
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +40,12 @@ def local_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AegisClie
         yield client
 
 
-@pytest.fixture(params=["http", "local"])
+@pytest.fixture(params=["http-sqlite", "http-postgres", "local"])
 def client(request: pytest.FixtureRequest) -> Iterator[AegisClient]:
     if request.param == "local":
         yield request.getfixturevalue("local_client")
         return
-    server = request.getfixturevalue("srv")
+    server = _server(request, request.param.removeprefix("http-"))
     with AegisClient(api_key=server.api_key, base_url=server.base_url, timeout=60) as http_client:
         yield http_client
 
@@ -175,8 +171,10 @@ def test_agent_keys(client: AegisClient, ns: str) -> None:
         agent.query("x", namespace=ns)  # revocation is immediate
 
 
-async def test_async_client_over_http(srv: Any, ns: str) -> None:
-    async with AsyncAegisClient(api_key=srv.api_key, base_url=srv.base_url, timeout=60) as client:
+async def test_async_client_over_http(server: Any, ns: str) -> None:
+    async with AsyncAegisClient(
+        api_key=server.api_key, base_url=server.base_url, timeout=60
+    ) as client:
         await client.add("async fact about tea", user_id="u1", agent_id="assistant", namespace=ns)
         memories = await client.query("tea", user_id="u1", namespace=ns, agent_id="assistant")
         assert memories[0].content == "async fact about tea"

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from aegis_memory.store.sqlite import SQLiteStore
-from aegis_memory.store.tables import metadata
+from aegis_memory.store.tables import metadata, schema_filter
 
 
 def _migrate(path: str) -> None:
@@ -28,12 +28,13 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     _migrate(path)
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+        diffs = compare_metadata(MigrationContext.configure(
+            conn, opts={"include_object": schema_filter("sqlite")}), metadata)
     assert diffs == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert version == "0001"
+        assert version == "0002"
         sql = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'memories'").fetchone()[0]
         assert "AUTOINCREMENT" in sql  # row ids are index labels: never reused

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 
 import httpx
@@ -236,16 +235,16 @@ def test_feature_update_records_outcome_event(
         agent_id="builder",
     )
     assert done.passes is True and done.verified_by == "builder"
-    with sqlite3.connect(server.data_dir / "aegis.db") as db:
-        rows = db.execute(
-            "SELECT agent_id, task_id, retrieval_event_id, payload FROM events "
-            "WHERE event_type = 'feature_updated' AND namespace = ?", (ns,)
-        ).fetchall()
+    rows = server.sql(
+        "SELECT agent_id, task_id, retrieval_event_id, payload FROM events "
+        "WHERE event_type = 'feature_updated' AND namespace = :ns", ns=ns,
+    )
     assert len(rows) == 1
     agent, task, retrieval, payload = rows[0]
     assert (agent, task, retrieval) == ("builder", "jwt-task", hits.retrieval_event_id)
-    assert json.loads(payload)["passes"] is True
-    assert json.loads(payload)["status"] == "complete"
+    payload = json.loads(payload) if isinstance(payload, str) else payload
+    assert payload["passes"] is True
+    assert payload["status"] == "complete"
 
 
 def test_agent_key_verifies_as_itself(client: AegisClient, http: httpx.Client, ns: str) -> None:

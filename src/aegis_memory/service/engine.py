@@ -43,7 +43,7 @@ from aegis_memory.service.errors import (
 from aegis_memory.service.evaluation import EvalOperations
 from aegis_memory.service.events import EventWriter
 from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
-from aegis_memory.service.indexing import IndexSync
+from aegis_memory.service.indexing import DatabaseSearch, IndexSync, Searcher
 from aegis_memory.service.keys import issue_key, key_info
 from aegis_memory.service.progress import ProgressService
 from aegis_memory.service.scoring import effectiveness
@@ -96,7 +96,7 @@ async def preflight(settings: Settings) -> None:
     embedder = build_embedder(settings)
     store = open_store(settings)
     try:
-        await store.migrate()
+        await store.migrate(embedding_dim=await asyncio.to_thread(lambda: embedder.dim))
         await verify_embedding_model(store, embedder)
     finally:
         await store.close()
@@ -106,7 +106,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     """One instance per process; safe to share between concurrent requests."""
 
     def __init__(
-        self, settings: Settings, store: Store, embedder: Embedder, index: IndexSync
+        self, settings: Settings, store: Store, embedder: Embedder, index: Searcher
     ) -> None:
         self.settings = settings
         self.store = store
@@ -122,17 +122,21 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     async def open(cls, settings: Settings, store: Store, embedder: Embedder) -> MemoryService:
         """Migrate, check the embedding model against the data, load and catch up the index."""
         check_production_settings(settings)
-        await store.migrate()
+        await store.migrate(embedding_dim=await asyncio.to_thread(lambda: embedder.dim))
         dim = await verify_embedding_model(store, embedder)
         store_id = await store.get_meta("store_id")
         if store_id is None:
             store_id = uuid.uuid4().hex
             await store.set_meta("store_id", store_id)
         await store.ensure_project(DEFAULT_PROJECT, time.time())
-        directory = settings.index_dir if settings.is_sqlite else None
-        index = await IndexSync.open(
-            store, dim=dim, model_name=embedder.model_name, directory=directory, store_id=store_id
-        )
+        index: Searcher
+        if hasattr(store, "search_vectors"):
+            index = DatabaseSearch(store)
+        else:
+            index = await IndexSync.open(
+                store, dim=dim, model_name=embedder.model_name, directory=settings.index_dir,
+                store_id=store_id,
+            )
         return cls(settings, store, embedder, index)
 
     async def close(self) -> None:
@@ -362,11 +366,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             owner_agent_ids=owners, scopes=[scope] if scope else None,
             memory_types=memory_types, min_effectiveness=min_effectiveness,
         )
-        await self.index.catch_up()
-        # Inline on purpose: a search is 0.1-3 ms of CPU, and the filtered graph walk calls back
-        # into Python for every node it visits, so from a worker thread it fights the event loop
-        # for the GIL and took ~2 ms longer (measured with benchmarks/engine_query_bench.py).
-        hits = self.index.index.search(vector, top_k, flt)
+        hits = await self.index.search(vector, top_k, flt)
         if min_score is not None:
             hits = [(label, score) for label, score in hits if score >= min_score]
         rows = await self.store.get_memories_by_row_ids(identity.project_id, [h[0] for h in hits])

@@ -28,7 +28,7 @@ from aegis_memory.store.records import (
 class Store(Protocol):
     dialect: str
 
-    async def migrate(self) -> None: ...
+    async def migrate(self, *, embedding_dim: int | None = None) -> None: ...
     async def close(self) -> None: ...
 
     async def get_meta(self, key: str) -> str | None: ...
@@ -166,8 +166,17 @@ def open_store(settings: Settings) -> Store:
 
         return SQLiteStore(url)
     if url.startswith(("postgresql", "postgres")):
-        raise RuntimeError(
-            "The PostgreSQL backend is not available yet in this version; "
-            "unset DATABASE_URL to use the embedded SQLite store."
+        try:
+            from aegis_memory.store.postgres.store import PostgresStore
+        except ImportError as exc:  # asyncpg is in the [postgres] extra
+            raise RuntimeError(
+                "DATABASE_URL points at PostgreSQL, but its driver is not installed: "
+                "pip install 'aegis-memory[postgres]'."
+            ) from exc
+        return PostgresStore(
+            url,
+            read_replica_url=settings.database_read_replica_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
         )
     raise RuntimeError(f"Unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")

@@ -127,6 +127,8 @@ def _operation(kind: str) -> Callable[..., Any]:
             call: Callable[[Connection], R] = lambda conn: fn(self, conn, *args, **kwargs)  # noqa: E731
             if kind == "point":
                 return await self._run_point(call)
+            if kind == "replica":
+                return await self._run_replica(call)
             return await self._run(kind == "write", call)
 
         return run
@@ -141,6 +143,9 @@ writes = _operation("write")
 #: A read of a few rows by key, on the hot path of every request (auth, hydrating hits): a
 #: backend may run it without a thread hop when that is cheaper than the hop.
 point_reads = _operation("point")
+#: A read that tolerates replication lag (dashboards, evaluation metrics): a backend with a read
+#: replica runs it there. Anything a client may read right after writing it must not use this.
+replica_reads = _operation("replica")
 
 
 def _memory_from_row(row: Any, with_embedding: bool = False) -> MemoryRecord:
@@ -214,10 +219,12 @@ def _feature_from_row(row: Any) -> FeatureRecord:
     return FeatureRecord(**m)
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, *, embedding_dim: int | None = None) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = conn
+    if embedding_dim:
+        cfg.attributes["embedding_dim"] = embedding_dim
     command.upgrade(cfg, "head")
 
 
@@ -232,11 +239,17 @@ class SqlStore:
     async def _run_point(self, call: Callable[[Connection], R]) -> R:
         return await self._run(False, call)
 
+    async def _run_replica(self, call: Callable[[Connection], R]) -> R:
+        return await self._run(False, call)
+
     # ------------------------------------------------------------------ lifecycle
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic), in one write transaction."""
-        await self._run(True, _upgrade)
+    async def migrate(self, *, embedding_dim: int | None = None) -> None:
+        """Bring the schema to the newest revision (Alembic), in one write transaction.
+
+        ``embedding_dim`` sizes the vector column on backends that store vectors typed.
+        """
+        await self._run(True, lambda conn: _upgrade(conn, embedding_dim=embedding_dim))
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -257,8 +270,8 @@ class SqlStore:
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _next_seq(conn: Connection) -> int:
+    def _next_seq(self, conn: Connection) -> int:
+        """The change number of this write transaction (the index catches up by it)."""
         return int(conn.execute(_NEXT_SEQ).scalar_one())
 
     def _insert_memory_statement(self) -> Any:
@@ -397,7 +410,7 @@ class SqlStore:
         self._insert_events(conn, written)
         return outcomes
 
-    @reads
+    @replica_reads
     def eval_inputs(
         self, conn: Connection, project_id: str, namespace: str | None, since: float
     ) -> dict[str, Any]:
@@ -441,7 +454,7 @@ class SqlStore:
             "polluting": int(polluting or 0),
         }
 
-    @reads
+    @replica_reads
     def dashboard_counts(
         self, conn: Connection, project_id: str, namespace: str | None, now: float
     ) -> dict[str, Any]:
@@ -474,7 +487,7 @@ class SqlStore:
             "harmful": int(harmful), "deprecated": int(deprecated), "voters": int(voters),
         }
 
-    @reads
+    @replica_reads
     def events_page(
         self,
         conn: Connection,

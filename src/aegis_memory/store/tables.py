@@ -8,6 +8,9 @@ and for the drift test that compares both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,8 +27,65 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names as pg_ischema_names
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 metadata = MetaData()
+
+
+class PgVector(UserDefinedType[bytes]):
+    """pgvector's ``vector`` column. Values pass through untouched: the PostgreSQL store
+    registers a binary codec on each connection that maps our float32 bytes to the wire format.
+    """
+
+    cache_ok = True
+
+    def __init__(self, dim: int | None = None) -> None:
+        # The dimension lives in the schema (sized at migration time), not in the model.
+        self.dim = dim
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "VECTOR" if self.dim is None else f"VECTOR({self.dim})"
+
+
+# So that reflection (the migration drift test, Alembic autogenerate) knows the type.
+pg_ischema_names.setdefault("vector", PgVector)
+
+
+class Embedding(TypeDecorator[bytes]):
+    """An embedding as little-endian float32 bytes in Python, whatever the backend.
+
+    SQLite keeps the bytes as a blob (search runs in process); PostgreSQL stores a pgvector
+    ``vector`` so the database itself can search it.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(PgVector())
+        return dialect.type_descriptor(LargeBinary())
+
+
+def postgres_only(**info: Any) -> dict[str, Any]:
+    """``info`` for schema objects that exist on PostgreSQL only (the drift test skips them
+    elsewhere)."""
+    return {"dialect": "postgresql", **info}
+
+
+def schema_filter(dialect_name: str) -> Callable[..., bool]:
+    """Alembic ``include_object`` for comparing the models with a database of this dialect:
+    leaves out objects of other dialects and the expression indexes listed below."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        if type_ == "index" and name in EXPRESSION_INDEXES:
+            return False
+        info = getattr(obj, "info", None) or getattr(other, "info", None) or {}
+        return info.get("dialect") in (None, dialect_name)
+
+    return include
 
 #: 64-bit ids on PostgreSQL; SQLite only autoincrements a column declared exactly INTEGER.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
@@ -84,7 +144,7 @@ memories = Table(
     Column("error_pattern", Ident),
     Column("derived_from_agents", Json, nullable=False),
     Column("coordination_metadata", Json, nullable=False),
-    Column("embedding", LargeBinary),
+    Column("embedding", Embedding),
     Column("embedding_model", Ident),
     # Bumped by every write; the vector index catches up on rows whose change_seq is newer.
     Column("change_seq", BigInteger, nullable=False),
@@ -95,6 +155,16 @@ Index("ux_memories_dedup", memories.c.project_id, memories.c.dedup_key, unique=T
 Index("ix_memories_owner", memories.c.project_id, memories.c.namespace, memories.c.agent_id)
 Index("ix_memories_change_seq", memories.c.change_seq)
 Index("ix_memories_expires_at", memories.c.expires_at)
+Index(
+    "ix_memories_embedding_hnsw", memories.c.embedding,
+    postgresql_using="hnsw",
+    postgresql_with={"m": 16, "ef_construction": 64},
+    postgresql_ops={"embedding": "vector_cosine_ops"},
+    info=postgres_only(),
+)
+#: Expression indexes made by the migrations that the models cannot state in a way Alembic
+#: compares (the full-text GIN index on ``to_tsvector('english', content)``).
+EXPRESSION_INDEXES = frozenset({"ix_memories_content_fts"})
 
 votes = Table(
     "votes",

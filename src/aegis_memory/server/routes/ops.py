@@ -46,6 +46,6 @@ async def ready(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     service = getattr(request.app.state, "service", None)
-    if service is not None:
-        m.index_size.set(len(service.index.index))
+    if service is not None and service.index.vector_count is not None:
+        m.index_size.set(service.index.vector_count)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

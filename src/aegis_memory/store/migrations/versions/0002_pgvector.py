@@ -1,0 +1,86 @@
+"""PostgreSQL: pgvector embeddings with an HNSW (cosine) index, a full-text index, and a
+sequence for change numbers.
+
+On SQLite this revision changes nothing: there the embedding stays a float32 blob and vector
+search runs in the process (``aegis_memory.index``).
+
+Change numbers (``memories.change_seq``) come from a sequence on PostgreSQL: the ``counters``
+row SQLite uses would be locked by every write transaction until it commits, serialising all
+writers of all API replicas on one row.
+
+The vector column needs its dimension when it is created. The server passes the configured
+model's dimension; the ``alembic`` command line takes ``-x embedding_dim=N`` or the
+``AEGIS_EMBEDDING_DIM`` environment variable, and defaults to 384 (the bundled local model).
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context, op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+DEFAULT_DIM = 384
+#: HNSW build parameters: pgvector's default m with a higher ef_construction than its default
+#: (40) for better recall on filtered iterative scans; see docs/guides/performance.md.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+def _embedding_dim() -> int:
+    value = (
+        context.config.attributes.get("embedding_dim")
+        or context.get_x_argument(as_dictionary=True).get("embedding_dim")
+        or os.environ.get("AEGIS_EMBEDDING_DIM")
+        or DEFAULT_DIM
+    )
+    dim = int(value)
+    if not 1 <= dim <= 2000:
+        raise ValueError(f"embedding_dim must be between 1 and 2000 (HNSW's limit), got {dim}")
+    return dim
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    dim = _embedding_dim()
+    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    # 0001 made a portable bytea column; no PostgreSQL deployment predates this revision.
+    op.execute("ALTER TABLE memories DROP COLUMN embedding")
+    op.execute(f"ALTER TABLE memories ADD COLUMN embedding vector({dim})")
+    op.execute(
+        "CREATE INDEX ix_memories_embedding_hnsw ON memories "
+        f"USING hnsw (embedding vector_cosine_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    )
+    op.execute(
+        "CREATE INDEX ix_memories_content_fts ON memories "
+        "USING gin (to_tsvector('english', content))"
+    )
+    op.execute("CREATE SEQUENCE memory_change_seq AS bigint")
+    op.execute(
+        "SELECT setval('memory_change_seq', "
+        "(SELECT value FROM counters WHERE name = 'memory_seq') + 1, false)"
+    )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        "UPDATE counters SET value = (SELECT last_value FROM memory_change_seq) "
+        "WHERE name = 'memory_seq'"
+    )
+    op.execute("DROP SEQUENCE memory_change_seq")
+    op.execute("DROP INDEX IF EXISTS ix_memories_content_fts")
+    op.execute("DROP INDEX IF EXISTS ix_memories_embedding_hnsw")
+    op.execute("ALTER TABLE memories DROP COLUMN embedding")
+    op.execute("ALTER TABLE memories ADD COLUMN embedding bytea")

@@ -1,0 +1,1 @@
+"""PostgreSQL + pgvector backend (production and scale-out)."""

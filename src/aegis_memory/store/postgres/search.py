@@ -1,0 +1,141 @@
+"""Filtered vector search in PostgreSQL with pgvector, planned so it never under-returns.
+
+An HNSW index scan with a WHERE clause filters *after* the graph walk: with a selective filter
+(one agent's memories among many) a plain scan returns a handful of rows or none. Two ways out,
+picked per query:
+
+* **exact** when at most ``exact_threshold`` rows match: the matching rows come from a btree
+  (project, namespace, agent) in a ``MATERIALIZED`` CTE — so the planner cannot push the
+  ORDER BY into the HNSW index — and are ranked exactly. Recall 1.0, and cheap because they
+  are few.
+* **HNSW** otherwise, with pgvector's iterative index scan (``hnsw.iterative_scan =
+  relaxed_order``, pgvector >= 0.8): the walk continues until ``k`` rows pass the filter. The
+  slightly relaxed order is fixed by sorting the ``k`` rows here. Should the scan stop early
+  (``hnsw.max_scan_tuples``), the query is answered exactly instead.
+
+Deciding needs the number of matching rows, capped: ``count(*)`` over ``LIMIT threshold + 1``
+stops as soon as the answer is "many". Settings are made with ``set_config(.., true)``, local
+to the transaction, and ``plan_cache_mode = force_custom_plan`` because asyncpg prepares
+statements and a generic plan may not use the indexes a custom one does (seen while building
+this: test_postgres_plans.py checks the plans through the same driver).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, String, bindparam, cast, func, literal, or_, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from aegis_memory.index import SearchFilter
+from aegis_memory.index.filters import SCOPE_GLOBAL, SCOPE_SHARED
+from aegis_memory.store import tables as t
+
+_M = t.memories.c
+EF_SEARCH_MAX = 1000
+
+
+@dataclass
+class VectorSearchPlan:
+    """The knobs, in one place so the benchmark can report and vary them."""
+
+    #: Up to this many matching rows are ranked exactly (see module docstring).
+    exact_threshold: int = 2000
+    #: Candidate list size of the HNSW walk; 2k is used when larger, up to pgvector's cap of
+    #: 1000 (iterative scans keep walking past it, so large k still fills).
+    ef_search: int = 64
+    #: Upper bound on tuples an iterative scan visits before it gives up (pgvector's default).
+    max_scan_tuples: int = 20000
+
+
+def filter_clauses(flt: SearchFilter) -> list[ColumnElement[Any]]:
+    """The SQL form of :func:`aegis_memory.index.row_matches` (the reference statement)."""
+    where: list[ColumnElement[Any]] = [
+        _M.project_id == flt.project_id,
+        _M.embedding.is_not(None),
+        or_(_M.expires_at.is_(None), _M.expires_at > flt.now),
+    ]
+    if flt.namespace is not None:
+        where.append(_M.namespace == flt.namespace)
+    if not flt.include_deprecated:
+        where.append(_M.is_deprecated.is_(False))
+    if flt.owner_agent_ids is not None:
+        where.append(_M.agent_id.in_(sorted(flt.owner_agent_ids)))
+    if flt.user_id is not None:
+        where.append(_M.user_id == flt.user_id)
+    if flt.scopes is not None:
+        where.append(_M.scope.in_(sorted(flt.scopes)))
+    if flt.memory_types is not None:
+        where.append(_M.memory_type.in_(sorted(flt.memory_types)))
+    if flt.min_effectiveness is not None:
+        score = cast(_M.bullet_helpful - _M.bullet_harmful, Float) / (
+            _M.bullet_helpful + _M.bullet_harmful + 1
+        )
+        where.append(score >= flt.min_effectiveness)
+    if flt.restricts_visibility:
+        agent = flt.visible_to_agent
+        where.append(or_(
+            _M.scope == SCOPE_GLOBAL,
+            _M.agent_id == agent,
+            (_M.scope == SCOPE_SHARED)
+            & _M.shared_with_agents.op("@>")(func.jsonb_build_array(cast(agent, String))),
+        ))
+    return where
+
+
+def _distance(column: Any) -> Any:
+    return column.op("<=>", return_type=Float)(bindparam("query", type_=t.Embedding()))
+
+
+def count_capped(conn: Connection, where: list[ColumnElement[Any]], cap: int) -> int:
+    inner = select(literal(1)).select_from(t.memories).where(*where).limit(cap).subquery()
+    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+
+def exact_statement(where: list[ColumnElement[Any]], k: int) -> Any:
+    candidates = (
+        select(_M.row_id, _M.embedding).where(*where).cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
+    distance = _distance(candidates.c.embedding)
+    return select(candidates.c.row_id, distance.label("distance")).order_by(distance).limit(k)
+
+
+def hnsw_statement(where: list[ColumnElement[Any]], k: int) -> Any:
+    distance = _distance(_M.embedding)
+    return select(_M.row_id, distance.label("distance")).where(*where).order_by(distance).limit(k)
+
+
+_SETTINGS = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('hnsw.ef_search', :ef_search, true), "
+    "set_config('hnsw.max_scan_tuples', :max_scan_tuples, true)"
+)
+
+
+def apply_settings(conn: Connection, k: int, plan: VectorSearchPlan) -> None:
+    conn.execute(_SETTINGS, {
+        "ef_search": str(min(EF_SEARCH_MAX, max(plan.ef_search, 2 * k))),
+        "max_scan_tuples": str(plan.max_scan_tuples),
+    })
+
+
+def search_vectors(
+    conn: Connection, query: bytes, k: int, flt: SearchFilter, plan: VectorSearchPlan
+) -> list[tuple[int, float]]:
+    """Top-``k`` (row id, cosine similarity), best first; see the module docstring."""
+    where = filter_clauses(flt)
+    apply_settings(conn, k, plan)
+    matching = count_capped(conn, where, plan.exact_threshold + 1)
+    if matching == 0:
+        return []
+    rows = []
+    if matching > plan.exact_threshold:
+        rows = conn.execute(hnsw_statement(where, k), {"query": query}).all()
+    if len(rows) < min(k, matching):
+        rows = conn.execute(exact_statement(where, k), {"query": query}).all()
+    ranked = sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda h: (h[1], h[0]))
+    return [(row_id, 1.0 - distance) for row_id, distance in ranked[:k]]

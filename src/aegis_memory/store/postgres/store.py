@@ -1,0 +1,226 @@
+"""PostgreSQL flavour of the SQL store: production and scale-out.
+
+The operations are the ones every SQL backend shares (``SqlStore``); here each runs inside one
+transaction on an asyncpg connection through ``AsyncConnection.run_sync``, so many requests
+share the pool concurrently and API replicas are stateless. Vector search runs in the database
+(pgvector), not in the process, so every replica sees every write at once.
+
+Reads that tolerate replication lag (dashboards, evaluation, export) go to
+``DATABASE_READ_REPLICA_URL`` when it is set; writes, key lookups and searches stay on the
+primary so an agent always finds what it has just stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+import numpy as np
+from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from aegis_memory.index import SearchFilter
+from aegis_memory.store.errors import DatabaseUnavailable
+from aegis_memory.store.postgres.search import VectorSearchPlan, search_vectors
+from aegis_memory.store.sql_store import SqlStore, _upgrade
+
+R = TypeVar("R")
+log = logging.getLogger("aegis_memory.store.postgres")
+
+#: Any constant works; it only has to be the same for every process migrating one database.
+_MIGRATION_LOCK = 0x4165_6769_73  # "Aegis"
+MIN_PGVECTOR = (0, 8, 0)
+_NEXT_CHANGE = text("SELECT nextval('memory_change_seq')")
+_LAST_CHANGE = text("SELECT last_value FROM memory_change_seq")
+
+
+def async_url(url: str) -> str:
+    """``postgresql://`` (what users write) → the asyncpg driver URL SQLAlchemy needs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise DatabaseUnavailable(
+        f"Unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql:// "
+        "(Aegis talks to PostgreSQL through asyncpg)."
+    )
+
+
+def _encode_vector(value: bytes | np.ndarray) -> bytes:
+    """Little-endian float32 bytes → pgvector's binary format (big-endian, with a header)."""
+    array = np.frombuffer(value, dtype="<f4") if isinstance(value, bytes | bytearray) else value
+    return struct.pack(">HH", len(array), 0) + np.asarray(array, dtype=">f4").tobytes()
+
+
+def _decode_vector(value: bytes) -> bytes:
+    dim, _ = struct.unpack_from(">HH", value)
+    return np.frombuffer(value, dtype=">f4", count=dim, offset=4).astype("<f4").tobytes()
+
+
+def _engine(url: str, *, pool_size: int, max_overflow: int, name: str) -> AsyncEngine:
+    engine = create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": f"aegis-memory-{name}"}},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Before the first migration the type does not exist yet; the pool is reset after it.
+        with contextlib.suppress(ValueError):
+            dbapi_connection.run_async(
+                lambda conn: conn.set_type_codec(
+                    "vector", schema="public", encoder=_encode_vector, decoder=_decode_vector,
+                    format="binary",
+                )
+            )
+
+    return engine
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_replica_url: str | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        embedding_dim: int | None = None,
+    ) -> None:
+        self.url = url
+        self.embedding_dim = embedding_dim
+        self._primary = _engine(url, pool_size=pool_size, max_overflow=max_overflow,
+                                name="primary")
+        self._replica = (
+            _engine(read_replica_url, pool_size=pool_size, max_overflow=max_overflow,
+                    name="replica")
+            if read_replica_url else None
+        )
+        self.search_plan = VectorSearchPlan()
+
+    # ------------------------------------------------------------------ running operations
+
+    async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
+        async with self._primary.begin() as conn:
+            return await conn.run_sync(call)
+
+    async def _run_replica(self, call: Callable[[Connection], R]) -> R:
+        """On the read replica when there is one; should it be unreachable, on the primary
+        (a dashboard is worth a little primary load, not an error page)."""
+        if self._replica is not None:
+            try:
+                async with self._replica.begin() as conn:
+                    return await conn.run_sync(call)
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                log.warning("read replica unavailable (%s); reading from the primary", exc)
+            except DBAPIError as exc:
+                if not (exc.connection_invalidated or isinstance(
+                        exc.orig, OSError | asyncpg.PostgresConnectionError)):
+                    raise
+                log.warning("read replica unavailable (%s); reading from the primary", exc.orig)
+        return await self._run(False, call)
+
+    async def migrate(self, *, embedding_dim: int | None = None) -> None:
+        """Upgrade under an advisory lock, so replicas starting together migrate once."""
+        dim = embedding_dim or self.embedding_dim
+
+        def upgrade(conn: Connection) -> None:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            _upgrade(conn, embedding_dim=dim)
+
+        try:
+            await self._run(True, upgrade)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(self._unavailable(exc)) from exc
+        except DBAPIError as exc:
+            message = str(exc.orig)
+            if 'extension "vector"' in message or "vector.control" in message:
+                raise DatabaseUnavailable(
+                    "This PostgreSQL server has no pgvector extension. Install pgvector >= 0.8 "
+                    "on it (or use the pgvector/pgvector Docker image), or have a superuser run "
+                    f"CREATE EXTENSION vector in the database. ({message.strip()})"
+                ) from exc
+            if exc.connection_invalidated or isinstance(exc.orig, OSError):
+                raise DatabaseUnavailable(self._unavailable(exc.orig)) from exc
+            raise
+        await self._check_pgvector()
+        # Connections opened before the extension existed lack the vector codec.
+        await self._primary.dispose()
+
+    def _unavailable(self, exc: BaseException | None) -> str:
+        where = make_url(self.url).render_as_string(hide_password=True)
+        reason = str(exc).strip() or type(exc).__name__
+        return f"Cannot use the PostgreSQL database at {where}: {reason}"
+
+    async def _check_pgvector(self) -> None:
+        async with self._primary.connect() as conn:
+            version = (await conn.execute(text(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ))).scalar_one_or_none()
+        if version is None:
+            raise DatabaseUnavailable("The pgvector extension is not installed in this database.")
+        parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+        if parts < MIN_PGVECTOR:
+            raise DatabaseUnavailable(
+                f"pgvector {version} is too old: Aegis needs pgvector >= 0.8 for filtered "
+                "searches that never under-return (iterative index scans). "
+                "Run ALTER EXTENSION vector UPDATE after installing a newer pgvector."
+            )
+
+    async def close(self) -> None:
+        await self._primary.dispose()
+        if self._replica is not None:
+            await self._replica.dispose()
+
+    # ------------------------------------------------------------------ dialect hooks
+
+    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
+
+    def _upsert(
+        self,
+        table: Any,
+        conflict: Sequence[str],
+        values: dict[str, Any],
+        update_columns: Sequence[str] | None = None,
+    ) -> Any:
+        stmt = pg_insert(table).values(**values)
+        cols = update_columns or [k for k in values if k not in conflict]
+        return stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in cols}
+        )
+
+    # ------------------------------------------------------------------ change numbers
+
+    def _next_seq(self, conn: Connection) -> int:
+        """From a sequence, not the shared counter row (see migration 0002): concurrent
+        writers never wait for each other here."""
+        return int(conn.execute(_NEXT_CHANGE).scalar_one())
+
+    async def current_seq(self) -> int:
+        async with self._primary.connect() as conn:
+            return int((await conn.execute(_LAST_CHANGE)).scalar_one())
+
+    # ------------------------------------------------------------------ vector search
+
+    async def search_vectors(
+        self, vector: np.ndarray, k: int, flt: SearchFilter
+    ) -> list[tuple[int, float]]:
+        """Top-``k`` (row id, cosine similarity) the filter allows, best first; never fewer
+        than ``min(k, matching rows)``. Runs on the primary (read-your-writes)."""
+        query = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        return await self._run(
+            False, lambda conn: search_vectors(conn, query, k, flt, self.search_plan)
+        )

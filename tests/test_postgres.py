@@ -1,0 +1,242 @@
+"""PostgreSQL-only behaviour: schema and migrations, several workers over one database, the read
+replica, and the command line. The shared contract (every endpoint, every access rule) runs
+against PostgreSQL through the parametrised ``server`` fixture; this file covers what only a
+server database has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from aegis_memory.store.postgres.embedded import EmbeddedPostgres, free_port
+from aegis_memory.store.postgres.store import PostgresStore
+from aegis_memory.store.tables import metadata, schema_filter
+from tests.conftest import ServerProcess, fresh_database
+
+REPO = Path(__file__).resolve().parent.parent
+AUTH = {"Authorization": "Bearer dev-key"}
+
+
+def _rows(url: str, statement: str) -> list[tuple]:
+    async def run() -> list[tuple]:
+        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+        try:
+            async with engine.connect() as conn:
+                return [tuple(r) for r in await conn.execute(text(statement))]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _schema_facts(url: str) -> dict[str, object]:
+    return {
+        "version": _rows(url, "SELECT version_num FROM alembic_version")[0][0],
+        "column": _rows(url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                             "attrelid = 'memories'::regclass AND attname = 'embedding'")[0][0],
+        "indexes": {name: sql for name, sql in _rows(
+            url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")},
+    }
+
+
+def test_upgrade_from_empty_matches_models(postgres):
+    url = fresh_database(postgres)
+
+    async def run() -> list:
+        store = PostgresStore(url)
+        try:
+            await store.migrate(embedding_dim=384)
+            await store.migrate(embedding_dim=384)  # a second upgrade is a no-op
+            async with store._primary.connect() as conn:
+                return await conn.run_sync(lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={
+                        "compare_type": True,
+                        "include_object": schema_filter("postgresql"),
+                    }),
+                    metadata,
+                ))
+        finally:
+            await store.close()
+
+    diffs = asyncio.run(run())
+    assert diffs == []
+    facts = _schema_facts(url)
+    assert facts["version"] == "0002"
+    assert facts["column"] == "vector(384)"
+    hnsw = facts["indexes"]["ix_memories_embedding_hnsw"]
+    assert "USING hnsw (embedding vector_cosine_ops)" in hnsw
+    assert "to_tsvector('english'" in facts["indexes"]["ix_memories_content_fts"]
+    assert "UNIQUE" in facts["indexes"]["ux_memories_dedup"]
+    version = _rows(url, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")[0][0]
+    assert tuple(int(p) for p in version.split(".")[:2]) >= (0, 8)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "DATABASE_"))}
+    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def test_alembic_command_line_upgrades_a_database(postgres):
+    url = fresh_database(postgres)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "alembic"), "-c", str(REPO / "alembic.ini"),
+         "-x", "embedding_dim=64", "upgrade", "head"],
+        cwd=REPO, env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _schema_facts(url)["column"] == "vector(64)"
+
+
+def test_aegis_migrate_then_serve(postgres, tmp_path):
+    url = fresh_database(postgres)
+    done = subprocess.run(
+        [sys.executable, "-m", "aegis_memory.cli.main", "migrate"],
+        env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "schema is up to date (postgresql" in done.stdout
+    assert _schema_facts(url)["column"] == "vector(384)"  # sized for the configured model
+
+
+def test_unreachable_database_is_one_clear_sentence(tmp_path):
+    port = free_port()
+    url = f"postgresql://aegis:hunter2secret@127.0.0.1:{port}/aegis"
+    done = subprocess.run(
+        [sys.executable, "-m", "aegis_memory.cli.main", "serve", "--port", str(free_port()),
+         "--data-dir", str(tmp_path)],
+        env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Aegis cannot start" in done.stderr
+    assert f"Cannot use the PostgreSQL database at postgresql://aegis:***@127.0.0.1:{port}" in (
+        done.stderr.replace("\n", ""))
+    assert "hunter2secret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_several_workers_on_one_database_lose_and_duplicate_nothing(postgres, tmp_path):
+    """Three worker processes, eight concurrent clients: every distinct write lands once, and
+    racing identical writes (through different workers) all get the same id."""
+    url = fresh_database(postgres)
+    server = ServerProcess(tmp_path / "data", env={"DATABASE_URL": url},
+                           args=["--workers", "3"]).start()
+    ns = "mw-" + uuid.uuid4().hex[:8]
+    try:
+        def client_run(n: int) -> tuple[list[str], list[str]]:
+            own, shared = [], []
+            for i in range(25):
+                # A fresh connection each time, so requests spread over the workers.
+                with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=60) as c:
+                    r = c.post("/memories/add", json={
+                        "content": f"client {n} learned fact number {i}", "namespace": ns})
+                    assert r.status_code == 200, r.text
+                    own.append(r.json()["id"])
+                    r = c.post("/memories/add", json={
+                        "content": f"shared lesson {i % 5}", "namespace": ns})
+                    assert r.status_code == 200, r.text
+                    shared.append(r.json()["id"])
+                    # Read-your-writes whichever worker answers.
+                    got = c.get(f"/memories/{own[-1]}")
+                    assert got.status_code == 200, got.text
+            return own, shared
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(client_run, range(8)))
+        own_ids = [mid for own, _ in results for mid in own]
+        assert len(own_ids) == len(set(own_ids)) == 200
+        by_lesson: dict[int, set[str]] = {}
+        for _, shared in results:
+            for i, mid in enumerate(shared):
+                by_lesson.setdefault(i % 5, set()).add(mid)
+        assert all(len(ids) == 1 for ids in by_lesson.values()), by_lesson
+        with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=60) as c:
+            exported = c.post("/memories/export", json={"namespace": ns}).text.splitlines()
+            assert len(exported) == 205
+            found = c.post("/memories/query", json={
+                "query": "client 3 learned fact number 7", "namespace": ns, "top_k": 3}).json()
+            assert found["memories"][0]["content"] == "client 3 learned fact number 7"
+        stored = _rows(url, f"SELECT count(*), count(DISTINCT content) FROM memories "
+                            f"WHERE namespace = '{ns}'")[0]
+        assert stored == (205, 205)
+    finally:
+        server.stop()
+
+
+def test_read_replica_serves_dashboards_and_is_optional(tmp_path):
+    """Dashboards read from the replica; writes, reads by id and searches stay on the primary
+    (read-your-writes); a replica that goes away costs nothing but primary load."""
+    primary = EmbeddedPostgres(tmp_path / "primary", durable=False).start()
+    server = None
+    try:
+        url = primary.create_database("aegis")
+        replica = primary.start_replica(tmp_path / "replica")
+        server = ServerProcess(tmp_path / "data", env={
+            "DATABASE_URL": url, "DATABASE_READ_REPLICA_URL": replica.url("aegis"),
+        }).start()
+        with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=60) as c:
+            ids = [c.post("/memories/add", json={"content": f"replicated fact {i}",
+                                                 "agent_id": "a"}).json()["id"]
+                   for i in range(5)]
+            found = c.post("/memories/query", json={"query": "replicated fact",
+                                                    "agent_id": "a"}).json()["memories"]
+            assert {m["id"] for m in found} == set(ids)  # immediately: searched on the primary
+            deadline = time.monotonic() + 30
+            while True:
+                stats = c.get("/memories/ace/dashboard/stats")
+                assert stats.status_code == 200, stats.text
+                if stats.json()["memories_total"] == 5 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert stats.json()["memories_total"] == 5
+
+            def clients(cluster: EmbeddedPostgres) -> set[str]:
+                out = cluster.psql("SELECT DISTINCT application_name FROM pg_stat_activity "
+                                   "WHERE datname = 'aegis'")
+                return {line.strip() for line in out.splitlines() if line.strip()}
+
+            assert "aegis-memory-replica" in clients(replica)
+            assert "aegis-memory-replica" not in clients(primary)
+            assert "aegis-memory-primary" not in clients(replica)
+
+            replica.stop()
+            stats = c.get("/memories/ace/dashboard/stats")
+            assert stats.status_code == 200 and stats.json()["memories_total"] == 5
+            assert c.post("/memories/add", json={"content": "after the replica left"}
+                          ).status_code == 200
+    finally:
+        if server is not None:
+            server.stop()
+        primary.stop()
+
+
+def test_serve_postgres_embedded_keeps_data_across_restarts(tmp_path):
+    data = tmp_path / "data"
+    first = ServerProcess(data, args=["--postgres-embedded"]).start()
+    try:
+        with httpx.Client(base_url=first.base_url, headers=AUTH, timeout=60) as c:
+            r = c.post("/memories/add", json={"content": "kept in embedded postgres"})
+            mid = r.json()["id"]
+    finally:
+        first.stop()
+    assert (data / "postgres" / "PG_VERSION").exists()
+    assert not (data / "postgres" / "postmaster.pid").exists()  # stopped with the server
+    assert not (data / "aegis.db").exists()
+    second = ServerProcess(data, args=["--postgres-embedded"]).start()
+    try:
+        with httpx.Client(base_url=second.base_url, headers=AUTH, timeout=60) as c:
+            assert c.get(f"/memories/{mid}").json()["content"] == "kept in embedded postgres"
+    finally:
+        second.stop()
