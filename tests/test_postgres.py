@@ -74,7 +74,7 @@ def test_upgrade_from_empty_matches_models(postgres):
     diffs = asyncio.run(run())
     assert diffs == []
     facts = _schema_facts(url)
-    assert facts["version"] == "0002"
+    assert facts["version"] == "0003"
     assert facts["column"] == "vector(384)"
     hnsw = facts["indexes"]["ix_memories_embedding_hnsw"]
     assert "USING hnsw (embedding vector_cosine_ops)" in hnsw
@@ -240,3 +240,77 @@ def test_serve_postgres_embedded_keeps_data_across_restarts(tmp_path):
             assert c.get(f"/memories/{mid}").json()["content"] == "kept in embedded postgres"
     finally:
         second.stop()
+
+
+TENANT_TABLES = ("memories", "votes", "events", "sessions", "features")
+
+
+def test_every_key_of_every_tenant_table_starts_with_the_project(postgres):
+    """The rules a Citus cluster sharded on project_id imposes: every primary key, unique key
+    and foreign key between tenant tables includes the distribution column."""
+    url = fresh_database(postgres)
+
+    async def migrate() -> None:
+        store = PostgresStore(url)
+        try:
+            await store.migrate(embedding_dim=8)
+        finally:
+            await store.close()
+
+    asyncio.run(migrate())
+    def names(relation: str, attnums: str) -> str:
+        return (f"array(SELECT a.attname FROM unnest({attnums}) WITH ORDINALITY k(num, ord) "
+                f"JOIN pg_attribute a ON a.attrelid = {relation} AND a.attnum = k.num "
+                f"ORDER BY k.ord)::text[]")
+
+    keys = _rows(url, f"""
+        SELECT c.conrelid::regclass::text, c.conname, c.contype,
+               {names("c.conrelid", "c.conkey")},
+               coalesce({names("c.confrelid", "c.confkey")}, '{{}}')
+        FROM pg_constraint c WHERE c.contype IN ('p', 'u', 'f')
+          AND c.connamespace = 'public'::regnamespace""")
+    unique_indexes = _rows(url, f"""
+        SELECT t.relname, i.relname, {names("t.oid", "x.indkey::int2[]")}
+        FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indisunique AND t.relnamespace = 'public'::regnamespace""")
+    seen = 0
+    for table, name, kind, columns, referenced in keys:
+        if table not in TENANT_TABLES:
+            continue
+        seen += 1
+        assert columns[0] == "project_id", (table, name, columns)
+        if kind == "f":
+            assert referenced[0] == "project_id", (table, name, referenced)
+    for table, name, columns in unique_indexes:
+        if table in TENANT_TABLES:
+            assert columns[0] == "project_id", (table, name, columns)
+    assert seen >= len(TENANT_TABLES) + 1  # five primary keys and the votes foreign key
+
+
+def test_upgrade_keeps_votes_made_before_tenant_keys(postgres):
+    """A database at revision 0002 with votes upgrades to the tenant keys without losing any."""
+    from alembic import command
+    from alembic.config import Config
+
+    from aegis_memory.store.sql_store import MIGRATIONS_DIR
+
+    url = fresh_database(postgres)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["embedding_dim"] = 8
+    command.upgrade(cfg, "0002")
+    postgres.psql(
+        "INSERT INTO projects VALUES ('p1', 0);"
+        "INSERT INTO memories (id, project_id, namespace, content, content_hash, scope, "
+        "shared_with_agents, memory_type, meta, created_at, updated_at, derived_from_agents, "
+        "coordination_metadata, change_seq) VALUES ('m1', 'p1', 'default', 'x', 'h', "
+        "'global', '[]', 'standard', '{}', 0, 0, '[]', '{}', 1);"
+        "INSERT INTO votes (memory_row_id, voter_agent_id, task_id, vote, created_at, "
+        "updated_at) SELECT row_id, 'a', '', 'helpful', 0, 0 FROM memories",
+        url.rsplit("/", 1)[1],
+    )
+    command.upgrade(cfg, "head")
+    assert _rows(url, "SELECT project_id, voter_agent_id, vote FROM votes") == [
+        ("p1", "a", "helpful")]

@@ -587,7 +587,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 if can_see(m, agent) and is_live(m, now)
                 and (req.include_deprecated or not m.is_deprecated)
             ]
-            votes = await self.store.list_votes([m.row_id for m in visible])
+            votes = await self.store.list_votes(
+                identity.project_id, [m.row_id for m in visible])
             for m in visible:
                 exported = s.ExportedMemory(
                     **to_memory(m).model_dump(exclude={"score"}),

@@ -55,9 +55,14 @@ _MEMORY_COLUMNS = [c for c in t.memories.c if c.name not in ("embedding", "dedup
 
 # Hot-path statements built once: constructing a 27-column SELECT costs more than running it.
 _M = t.memories.c
-# By primary key only: with a project_id term as well, SQLite's planner may pick the
+# SQLite: by primary key only; with a project_id term as well its planner may pick the
 # (project, namespace, agent) index and scan the whole project. The project is checked in Python.
 _BY_ROW_IDS = select(*_MEMORY_COLUMNS).where(_M.row_id.in_(bindparam("row_ids", expanding=True)))
+# PostgreSQL: the primary key is (project_id, row_id), so the project is part of the lookup.
+_BY_TENANT_ROW_IDS = select(*_MEMORY_COLUMNS).where(
+    _M.project_id == bindparam("project_id"),
+    _M.row_id.in_(bindparam("row_ids", expanding=True)),
+)
 _BY_ID = select(*_MEMORY_COLUMNS).where(
     _M.project_id == bindparam("project_id"), _M.id == bindparam("memory_id")
 )
@@ -182,6 +187,12 @@ def _memory_from_row(row: Any, with_embedding: bool = False) -> MemoryRecord:
     )
 
 
+def _vote_of_memory(v: Any, m: Any) -> Any:
+    """The join of a vote to its memory, on the whole tenant key (a distributed database keeps
+    a project's votes and memories together and can only join them on it)."""
+    return and_(m.project_id == v.project_id, m.row_id == v.memory_row_id)
+
+
 def _memory_values(item: NewMemory, seq: int) -> dict[str, Any]:
     """Column values for inserting a new or restored memory."""
     values = {c: getattr(item, c) for c in NewMemory.__slots__ if c != "metadata"}
@@ -232,6 +243,9 @@ class SqlStore:
     """The operations; subclasses say how a transaction runs (``_run``) and the dialect bits."""
 
     dialect: str = "generic"
+    #: Whether primary keys start with project_id (PostgreSQL, migration 0003); lookups by row
+    #: id then name the project so they can use the key.
+    tenant_primary_keys: bool = False
 
     async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
         raise NotImplementedError
@@ -421,7 +435,7 @@ class SqlStore:
             in_scope.append(m.namespace == namespace)
         votes = conn.execute(
             select(v.task_id, v.vote, v.updated_at)
-            .select_from(t.votes.join(t.memories, m.row_id == v.memory_row_id))
+            .select_from(t.votes.join(t.memories, _vote_of_memory(v, m)))
             .where(*in_scope, v.updated_at >= since)
         ).all()
         ev_scope = [e.project_id == project_id, e.created_at >= since]
@@ -479,7 +493,7 @@ class SqlStore:
             select(func.count()).where(*where, m.is_deprecated.is_(True))).scalar_one()
         voters = conn.execute(
             select(func.count(func.distinct(v.voter_agent_id)))
-            .select_from(t.votes.join(t.memories, m.row_id == v.memory_row_id)).where(*where)
+            .select_from(t.votes.join(t.memories, _vote_of_memory(v, m))).where(*where)
         ).scalar_one()
         return {
             "by_type": grouped(m.memory_type), "by_scope": grouped(m.scope),
@@ -629,7 +643,7 @@ class SqlStore:
             shared.append(agent_id)
             conn.execute(
                 update(t.memories)
-                .where(t.memories.c.id == mid)
+                .where(t.memories.c.project_id == project_id, t.memories.c.id == mid)
                 .values(
                     shared_with_agents=shared,
                     scope="agent-shared",
@@ -651,7 +665,8 @@ class SqlStore:
         row_id = result.scalar_one_or_none()
         if row_id is None:
             return False
-        conn.execute(delete(t.votes).where(t.votes.c.memory_row_id == row_id))
+        conn.execute(delete(t.votes).where(
+            t.votes.c.project_id == project_id, t.votes.c.memory_row_id == row_id))
         conn.execute(insert(t.tombstones).values(seq=seq, row_id=row_id))
         if event is not None:
             self._insert_events(conn, [event])
@@ -666,8 +681,9 @@ class SqlStore:
         conn.execute(
             self._upsert(
                 t.votes,
-                ["memory_row_id", "voter_agent_id", "task_id"],
+                ["project_id", "memory_row_id", "voter_agent_id", "task_id"],
                 {
+                    "project_id": project_id,
                     "memory_row_id": vote.memory_row_id,
                     "voter_agent_id": vote.voter_agent_id,
                     "task_id": vote.task_id,
@@ -683,7 +699,8 @@ class SqlStore:
             (
                 conn.execute(
                     select(t.votes.c.vote, func.count())
-                    .where(t.votes.c.memory_row_id == vote.memory_row_id)
+                    .where(t.votes.c.project_id == project_id,
+                           t.votes.c.memory_row_id == vote.memory_row_id)
                     .group_by(t.votes.c.vote)
                 )
             ).all()
@@ -712,20 +729,25 @@ class SqlStore:
     @writes
     def purge_expired(self, conn: Connection, now: float, limit: int = 1000) -> int:
         """Hard-delete memories whose TTL passed (reads already hide them)."""
-        rows = (
-            conn.execute(
-                select(t.memories.c.row_id)
-                .where(t.memories.c.expires_at.is_not(None), t.memories.c.expires_at <= now)
-                .limit(limit)
-            )
-        ).scalars().all()
-        if not rows:
+        expired = conn.execute(
+            select(_M.project_id, _M.row_id)
+            .where(_M.expires_at.is_not(None), _M.expires_at <= now)
+            .limit(limit)
+        ).all()
+        if not expired:
             return 0
         seq = self._next_seq(conn)
-        conn.execute(delete(t.votes).where(t.votes.c.memory_row_id.in_(rows)))
-        conn.execute(delete(t.memories).where(t.memories.c.row_id.in_(rows)))
-        conn.execute(insert(t.tombstones), [{"seq": seq, "row_id": r} for r in rows])
-        return len(rows)
+        by_project: dict[str, list[int]] = {}
+        for project_id, row_id in expired:
+            by_project.setdefault(project_id, []).append(row_id)
+        for project_id, rows in by_project.items():
+            v = t.votes.c
+            conn.execute(delete(t.votes).where(
+                v.project_id == project_id, v.memory_row_id.in_(rows)))
+            conn.execute(delete(t.memories).where(_M.project_id == project_id,
+                                                  _M.row_id.in_(rows)))
+        conn.execute(insert(t.tombstones), [{"seq": seq, "row_id": r} for _, r in expired])
+        return len(expired)
 
     # ------------------------------------------------------------------ memories: reads
 
@@ -755,7 +777,11 @@ class SqlStore:
     ) -> dict[int, MemoryRecord]:
         if not row_ids:
             return {}
-        result = conn.execute(_BY_ROW_IDS, {"row_ids": list(row_ids)})
+        if self.tenant_primary_keys:
+            result = conn.execute(
+                _BY_TENANT_ROW_IDS, {"project_id": project_id, "row_ids": list(row_ids)})
+        else:
+            result = conn.execute(_BY_ROW_IDS, {"row_ids": list(row_ids)})
         return {
             r._mapping["row_id"]: _memory_from_row(r)
             for r in result
@@ -806,11 +832,14 @@ class SqlStore:
             yield batch
 
     @reads
-    def list_votes(self, conn: Connection, row_ids: Sequence[int]) -> dict[int, list[VoteRecord]]:
+    def list_votes(
+        self, conn: Connection, project_id: str, row_ids: Sequence[int]
+    ) -> dict[int, list[VoteRecord]]:
         if not row_ids:
             return {}
         result = conn.execute(
-            select(t.votes).where(t.votes.c.memory_row_id.in_(list(row_ids)))
+            select(t.votes).where(t.votes.c.project_id == project_id,
+                                  t.votes.c.memory_row_id.in_(list(row_ids)))
         )
         out: dict[int, list[VoteRecord]] = {}
         for row in result:
@@ -837,6 +866,7 @@ class SqlStore:
         inserted = dict(
             conn.execute(
                 select(t.memories.c.id, t.memories.c.row_id).where(
+                    t.memories.c.project_id == items[0].project_id,
                     t.memories.c.change_seq == seq,
                     t.memories.c.id.in_([i.id for i in items]),
                 )
@@ -844,6 +874,7 @@ class SqlStore:
         )
         vote_rows = [
             {
+                "project_id": items[0].project_id,
                 "memory_row_id": inserted[mid],
                 "voter_agent_id": v.voter_agent_id,
                 "task_id": v.task_id,

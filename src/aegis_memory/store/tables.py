@@ -1,7 +1,12 @@
 """Table definitions (SQLAlchemy Core), shared by every SQL backend.
 
 Times are stored as epoch seconds (double precision): one representation on SQLite and
-PostgreSQL, cheap to compare, converted to ``datetime`` only at the API edge. The schema itself
+PostgreSQL, cheap to compare, converted to ``datetime`` only at the API edge.
+
+Tenant keys: every tenant table has ``project_id``, and on PostgreSQL every primary key and
+unique key starts with it (migration 0003), so Citus can shard on it. The primary keys below
+are SQLite's (``row_id`` alone, which AUTOINCREMENT requires); Alembic does not compare primary
+keys, and objects that exist on one dialect only carry ``info={"dialect": ...}``. The schema itself
 is created by the Alembic migrations in ``migrations/``; these objects describe it for queries
 and for the drift test that compares both.
 """
@@ -17,7 +22,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -25,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names as pg_ischema_names
@@ -75,6 +81,11 @@ def postgres_only(**info: Any) -> dict[str, Any]:
     return {"dialect": "postgresql", **info}
 
 
+def sqlite_only(**info: Any) -> dict[str, Any]:
+    """``info`` for schema objects that exist on SQLite only."""
+    return {"dialect": "sqlite", **info}
+
+
 def schema_filter(dialect_name: str) -> Callable[..., bool]:
     """Alembic ``include_object`` for comparing the models with a database of this dialect:
     leaves out objects of other dialects and the expression indexes listed below."""
@@ -118,7 +129,7 @@ memories = Table(
     metadata,
     # row_id is the integer label the vector index uses; id is the public identifier.
     Column("row_id", RowId, primary_key=True, autoincrement=True),
-    Column("id", String(36), nullable=False, unique=True),
+    Column("id", String(36), nullable=False),
     Column("project_id", Ident, nullable=False),
     Column("namespace", Ident, nullable=False),
     Column("agent_id", Ident),
@@ -148,6 +159,7 @@ memories = Table(
     Column("embedding_model", Ident),
     # Bumped by every write; the vector index catches up on rows whose change_seq is newer.
     Column("change_seq", BigInteger, nullable=False),
+    UniqueConstraint("id", info=sqlite_only()),
     # AUTOINCREMENT: a deleted row's id is never handed out again (the index keys on it).
     sqlite_autoincrement=True,
 )
@@ -155,6 +167,13 @@ Index("ux_memories_dedup", memories.c.project_id, memories.c.dedup_key, unique=T
 Index("ix_memories_owner", memories.c.project_id, memories.c.namespace, memories.c.agent_id)
 Index("ix_memories_change_seq", memories.c.change_seq)
 Index("ix_memories_expires_at", memories.c.expires_at)
+# The parent key of votes' foreign key (SQLite needs a unique index; PostgreSQL's primary key
+# is these columns).
+Index("ux_memories_tenant_row", memories.c.project_id, memories.c.row_id, unique=True,
+      info=sqlite_only())
+Index("ux_memories_tenant_id", memories.c.project_id, memories.c.id, unique=True,
+      info=postgres_only())
+Index("ix_memories_id", memories.c.id, info=postgres_only())
 Index(
     "ix_memories_embedding_hnsw", memories.c.embedding,
     postgresql_using="hnsw",
@@ -169,12 +188,8 @@ EXPRESSION_INDEXES = frozenset({"ix_memories_content_fts"})
 votes = Table(
     "votes",
     metadata,
-    Column(
-        "memory_row_id",
-        RowId,
-        ForeignKey("memories.row_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    Column("project_id", Ident, primary_key=True),
+    Column("memory_row_id", RowId, primary_key=True),
     Column("voter_agent_id", Ident, primary_key=True),
     # '' when the vote names no task: part of the key, so it cannot be NULL.
     Column("task_id", Ident, primary_key=True),
@@ -182,13 +197,17 @@ votes = Table(
     Column("context", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    ForeignKeyConstraint(
+        ["project_id", "memory_row_id"], ["memories.project_id", "memories.row_id"],
+        name="fk_votes_memory", ondelete="CASCADE",
+    ),
 )
 
 events = Table(
     "events",
     metadata,
     Column("row_id", RowId, primary_key=True, autoincrement=True),
-    Column("id", String(36), nullable=False, unique=True),
+    Column("id", String(36), nullable=False),
     Column("project_id", Ident, nullable=False),
     Column("namespace", Ident),
     Column("event_type", String(32), nullable=False),
@@ -198,7 +217,10 @@ events = Table(
     Column("retrieval_event_id", String(36)),
     Column("payload", Json, nullable=False),
     Column("created_at", Float, nullable=False),
+    UniqueConstraint("id", info=sqlite_only()),
 )
+Index("ux_events_tenant_id", events.c.project_id, events.c.id, unique=True,
+      info=postgres_only())
 Index("ix_events_project_time", events.c.project_id, events.c.created_at)
 Index("ix_events_project_type", events.c.project_id, events.c.event_type)
 

@@ -89,6 +89,7 @@ def _engine(url: str, *, pool_size: int, max_overflow: int, name: str) -> AsyncE
 
 class PostgresStore(SqlStore):
     dialect = "postgresql"
+    tenant_primary_keys = True
 
     def __init__(
         self,
