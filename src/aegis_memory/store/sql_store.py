@@ -270,8 +270,17 @@ class SqlStore:
 
     # ------------------------------------------------------------------ dialect hooks
 
-    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
+    @staticmethod
+    def _dialect_insert(table: Any) -> Any:
+        """The dialect's INSERT with ON CONFLICT (SQLite's and PostgreSQL's share the API)."""
         raise NotImplementedError
+
+    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
+        """INSERT .. ON CONFLICT DO NOTHING; an empty ``conflict`` means any unique key (used
+        by idempotent imports)."""
+        return self._dialect_insert(table).on_conflict_do_nothing(
+            index_elements=list(conflict) or None
+        )
 
     def _upsert(
         self,
@@ -280,7 +289,11 @@ class SqlStore:
         values: dict[str, Any],
         update_columns: Sequence[str] | None = None,
     ) -> Any:
-        raise NotImplementedError
+        stmt = self._dialect_insert(table).values(**values)
+        cols = update_columns or [k for k in values if k not in conflict]
+        return stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in cols}
+        )
 
     # ------------------------------------------------------------------ helpers
 

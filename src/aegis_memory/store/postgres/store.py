@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -90,6 +90,7 @@ def _engine(url: str, *, pool_size: int, max_overflow: int, name: str) -> AsyncE
 class PostgresStore(SqlStore):
     dialect = "postgresql"
     tenant_primary_keys = True
+    _dialect_insert = staticmethod(pg_insert)
 
     def __init__(
         self,
@@ -184,24 +185,6 @@ class PostgresStore(SqlStore):
         await self._primary.dispose()
         if self._replica is not None:
             await self._replica.dispose()
-
-    # ------------------------------------------------------------------ dialect hooks
-
-    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
-        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
-
-    def _upsert(
-        self,
-        table: Any,
-        conflict: Sequence[str],
-        values: dict[str, Any],
-        update_columns: Sequence[str] | None = None,
-    ) -> Any:
-        stmt = pg_insert(table).values(**values)
-        cols = update_columns or [k for k in values if k not in conflict]
-        return stmt.on_conflict_do_update(
-            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in cols}
-        )
 
     # ------------------------------------------------------------------ change numbers
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +64,7 @@ def _engine(path: str, *, begin: str, pool_size: int) -> Engine:
 
 class SQLiteStore(SqlStore):
     dialect = "sqlite"
+    _dialect_insert = staticmethod(sqlite_insert)
 
     def __init__(self, url: str) -> None:
         path = url.split(":///", 1)[1] if ":///" in url else ""
@@ -129,20 +130,3 @@ class SQLiteStore(SqlStore):
         self._writer.dispose()
         self._reader.dispose()
         self._point_engine.dispose()
-
-    def _insert_ignore(self, table: Any, conflict: Sequence[str]) -> Any:
-        # An empty ``conflict`` means "any unique constraint" (used by idempotent imports).
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
-
-    def _upsert(
-        self,
-        table: Any,
-        conflict: Sequence[str],
-        values: dict[str, Any],
-        update_columns: Sequence[str] | None = None,
-    ) -> Any:
-        stmt = sqlite_insert(table).values(**values)
-        cols = update_columns or [k for k in values if k not in conflict]
-        return stmt.on_conflict_do_update(
-            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in cols}
-        )
