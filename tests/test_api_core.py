@@ -253,3 +253,20 @@ def test_restart_keeps_everything(start_server, tmp_path, backend, request):
     with httpx.Client(base_url=third.base_url, headers={"Authorization": "Bearer dev-key"}) as c:
         found = c.post("/memories/query", json={"query": "migration plan", "agent_id": "a"}).json()
         assert {m["id"] for m in found["memories"]} == set(ids)
+
+
+def test_import_reembeds_a_vector_that_cannot_be_ranked(server: ServerProcess, http, ns):
+    """An exported embedding that is all zeros has no direction (cosine is undefined): the
+    import embeds the text again instead of storing a memory no search could rank."""
+    probe = add(http, content="probe for the model", namespace=ns)
+    exported = json.loads(http.post("/memories/export", json={
+        "namespace": ns, "include_embeddings": True}).text.splitlines()[0])
+    http.delete(f"/memories/{probe['id']}")
+    row = {"id": uuid.uuid4().hex, "content": "the staging database lives in Frankfurt",
+           "namespace": ns, "embedding": [0.0] * len(exported["embedding"]),
+           "embedding_model": exported["embedding_model"]}
+    r = http.post("/memories/import", json={"memories": [row]})
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == 1 and r.json()["reembedded"] == 1
+    found = query(http, query="where is the staging database", namespace=ns)
+    assert found[0]["id"] == row["id"] and 0.3 < found[0]["score"] <= 1.0

@@ -52,6 +52,7 @@ from aegis_memory.store.records import (
     MemoryRecord,
     NewMemory,
     VoteRecord,
+    searchable,
 )
 
 log = logging.getLogger("aegis_memory.service")
@@ -623,9 +624,12 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         known = await self.store.existing_ids(ids)
         todo = [m for m in req.memories if m.id not in known]
         dim = self.embedder.dim
+        # An exported vector is reused when it comes from this model and can be ranked; a
+        # zero or non-finite one is re-embedded from the text instead.
         reuse = [
             m.embedding is not None and m.embedding_model == self.embedder.model_name
-            and len(m.embedding) == dim
+            and len(m.embedding) == dim and searchable(
+                np.asarray(m.embedding, dtype=np.float32).tobytes()) is not None
             for m in todo
         ]
         need = [m for m, ok in zip(todo, reuse, strict=True) if not ok]

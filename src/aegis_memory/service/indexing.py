@@ -22,7 +22,7 @@ import numpy as np
 from aegis_memory.index import IndexedRow, SearchFilter, VectorIndex
 from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store import Store
-from aegis_memory.store.records import MemoryRecord
+from aegis_memory.store.records import MemoryRecord, searchable
 
 log = logging.getLogger("aegis_memory.index")
 
@@ -128,13 +128,11 @@ class IndexSync:
         rows: list[IndexedRow] = []
         vectors: list[np.ndarray] = []
         for m in records:
-            if m.embedding is None or len(m.embedding) != dim * 4:
+            if m.embedding is None or len(m.embedding) != dim * 4 or searchable(
+                    m.embedding) is None:
                 log.warning("memory %s has no usable embedding; it is not searchable", m.id)
                 continue
             vector = np.frombuffer(m.embedding, dtype=np.float32)
-            if not np.isfinite(vector).all() or not vector.any():
-                log.warning("memory %s has a zero or non-finite embedding; skipped", m.id)
-                continue
             rows.append(indexed_row(m))
             vectors.append(vector)
         if rows:

@@ -1,9 +1,11 @@
-"""Plain data that crosses the store boundary. No behaviour, no business rules."""
+"""Plain data that crosses the store boundary, and which embeddings a search can rank."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(slots=True)
@@ -172,3 +174,17 @@ class FeatureRecord:
     verified_by: str | None = None
     failure_reason: str | None = None
     completed_at: float | None = None
+
+
+def searchable(embedding: bytes | None) -> bytes | None:
+    """The embedding if a search can rank it, else None (stored as NULL).
+
+    A zero or non-finite vector has no direction: pgvector's cosine distance to it is NaN, and
+    the in-process index skips it. Storing NULL makes "never a hit" the rule on every backend.
+    """
+    if embedding is None:
+        return None
+    vector = np.frombuffer(embedding, dtype=np.float32)
+    if vector.size == 0 or not np.isfinite(vector).all() or not vector.any():
+        return None
+    return embedding

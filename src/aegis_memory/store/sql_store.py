@@ -47,6 +47,7 @@ from aegis_memory.store.records import (
     NewMemory,
     SessionRecord,
     VoteRecord,
+    searchable,
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -196,6 +197,7 @@ def _vote_of_memory(v: Any, m: Any) -> Any:
 def _memory_values(item: NewMemory, seq: int) -> dict[str, Any]:
     """Column values for inserting a new or restored memory."""
     values = {c: getattr(item, c) for c in NewMemory.__slots__ if c != "metadata"}
+    values["embedding"] = searchable(item.embedding)
     values["meta"] = item.metadata
     values["updated_at"] = item.updated_at or item.created_at
     values["change_seq"] = seq
@@ -576,6 +578,8 @@ class SqlStore:
                 outcomes.append(InsertOutcome(w.new.id, row_id, True))
             else:
                 values = {("meta" if k == "metadata" else k): v for k, v in w.changes.items()}
+                if "embedding" in values:
+                    values["embedding"] = searchable(values["embedding"])
                 values["change_seq"] = seq
                 try:
                     row = conn.execute(
@@ -620,6 +624,8 @@ class SqlStore:
         try:
             seq = self._next_seq(conn)
             values = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
+            if "embedding" in values:
+                values["embedding"] = searchable(values["embedding"])
             values["change_seq"] = seq
             result = conn.execute(
                 update(t.memories)

@@ -129,7 +129,8 @@ def search_vectors(
     """Top-``k`` (row id, cosine similarity), best first; see the module docstring."""
     where = filter_clauses(flt)
     apply_settings(conn, k, plan)
-    matching = count_capped(conn, where, plan.exact_threshold + 1)
+    # Exact up to k as well, so "the HNSW answer came back short" is always recognised.
+    matching = count_capped(conn, where, max(plan.exact_threshold, k) + 1)
     if matching == 0:
         return []
     rows = []
