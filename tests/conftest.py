@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -113,13 +115,17 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def postgres() -> Iterator[EmbeddedPostgres]:
     """One throwaway PostgreSQL + pgvector cluster for the session; each server gets its own
     database in it (see :func:`fresh_database`)."""
-    cluster = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "cluster", durable=False)
+    # Outside pytest's temporary tree: a concurrent pytest session resets that tree to mode
+    # 0700, which would lock out the unprivileged user the server runs as under root.
+    base = Path(tempfile.mkdtemp(prefix="aegis-test-postgres-"))
+    cluster = EmbeddedPostgres(base / "cluster", durable=False)
     cluster.start()
     yield cluster
     cluster.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def fresh_database(cluster: EmbeddedPostgres) -> str:
