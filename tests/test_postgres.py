@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -314,3 +315,43 @@ def test_upgrade_keeps_votes_made_before_tenant_keys(postgres):
     command.upgrade(cfg, "head")
     assert _rows(url, "SELECT project_id, voter_agent_id, vote FROM votes") == [
         ("p1", "a", "helpful")]
+
+
+def test_replicas_purging_expired_memories_at_once_share_the_work(postgres):
+    """Every API replica runs the TTL purge; concurrent purges take disjoint rows (SKIP LOCKED)
+    instead of colliding, and together remove each expired memory once."""
+    from aegis_memory.store.records import NewMemory
+
+    url = fresh_database(postgres)
+
+    def memory(i: int, expires_at: float | None) -> NewMemory:
+        return NewMemory(
+            id=uuid.uuid4().hex, project_id=f"p{i % 3}", namespace="default", agent_id=None,
+            user_id=None, content=f"fact {i}", content_hash=f"{i:064x}",
+            dedup_key=uuid.uuid4().hex, scope="global", shared_with_agents=[],
+            memory_type="standard", metadata={}, created_at=0.0, expires_at=expires_at,
+            error_pattern=None, derived_from_agents=[], coordination_metadata={},
+            embedding=np.ones(8, np.float32).tobytes(), embedding_model="m",
+        )
+
+    async def run() -> tuple[list[int], int]:
+        stores = [PostgresStore(url) for _ in range(3)]
+        try:
+            await stores[0].migrate(embedding_dim=8)
+            for p in ("p0", "p1", "p2"):
+                await stores[0].ensure_project(p, 0.0)
+            now = time.time()
+            rows = [memory(i, now - 10 if i < 300 else None) for i in range(330)]
+            for p in ("p0", "p1", "p2"):
+                mine = [m for m in rows if m.project_id == p]
+                await stores[0].insert_memories(mine, [None] * len(mine), now)
+            purged = await asyncio.gather(*(s.purge_expired(now, limit=40) for s in stores * 4))
+            async with stores[0]._primary.connect() as conn:
+                left = (await conn.execute(text("SELECT count(*) FROM memories"))).scalar_one()
+            return list(purged), left
+        finally:
+            for s in stores:
+                await s.close()
+
+    purged, left = asyncio.run(run())
+    assert sum(purged) == 300 and left == 30

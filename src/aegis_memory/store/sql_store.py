@@ -748,10 +748,13 @@ class SqlStore:
     @writes
     def purge_expired(self, conn: Connection, now: float, limit: int = 1000) -> int:
         """Hard-delete memories whose TTL passed (reads already hide them)."""
+        # SKIP LOCKED: API replicas purging at once take disjoint rows (SQLite has one writer
+        # and no row locks; the clause is left out there).
         expired = conn.execute(
             select(_M.project_id, _M.row_id)
             .where(_M.expires_at.is_not(None), _M.expires_at <= now)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
         if not expired:
             return 0
