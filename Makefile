@@ -39,6 +39,9 @@ bench-index: $(VENV)/.installed-dev
 bench-engine: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/engine_query_bench.py --json benchmarks/results/engine_query.json
 
+bench-engine-pg: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/engine_query_bench.py --backend postgres --json benchmarks/results/engine_query_pg.json
+
 bench-embed: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/embedding_bench.py
 
