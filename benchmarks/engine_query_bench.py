@@ -237,8 +237,10 @@ class HydrationTimer:
     def mark(self) -> int:
         return len(self.ms)
 
-    def p50_since(self, mark: int) -> float:
-        return round(statistics.median(self.ms[mark:]), 3)
+    def p50_since(self, mark: int) -> float | None:
+        """None when no separate read happened (PostgreSQL reads the rows with the search)."""
+        recent = self.ms[mark:]
+        return round(statistics.median(recent), 3) if recent else None
 
 
 # --------------------------------------------------------------------------- backends
@@ -394,7 +396,7 @@ def median_of_runs(runs: list[list[dict]]) -> list[dict]:
     for i, first in enumerate(runs[0]):
         row = dict(first)
         for key in ("p50_ms", "p95_ms", "count_p50_ms", "db_p50_ms", "hydrate_p50_ms"):
-            if key in first:
+            if first.get(key) is not None:
                 row[key] = round(statistics.median(r[i][key] for r in runs), 3)
         row["recall_at_10"] = round(statistics.median(r[i]["recall_at_10"] for r in runs), 4)
         paths: Counter[str] = Counter()
@@ -523,7 +525,9 @@ def print_backend(backend: str, report: dict) -> None:
                 f"{row['p95_ms']:7.2f} {row['recall_at_10']:6.3f}")
         if extra:
             line += f" {row['count_p50_ms']:6.2f} {row['db_p50_ms']:6.2f}"
-        print(line + f" {row['hydrate_p50_ms']:6.2f}  " + paths_text(row["paths"]))
+        hydrate = row.get("hydrate_p50_ms")
+        hydrate_text = f"{hydrate:6.2f}" if hydrate is not None else "  with"
+        print(line + f" {hydrate_text}  " + paths_text(row["paths"]))
     if extra:
         print("  count: the capped count query; db: all the search's statements (settings, "
               "count, search) inside its transaction; hydr.: reading the hits' rows (p50 ms)")

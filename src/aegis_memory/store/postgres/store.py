@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from aegis_memory.index import SearchFilter
 from aegis_memory.store.errors import DatabaseUnavailable
 from aegis_memory.store.postgres.search import VectorSearchPlan, search_vectors
-from aegis_memory.store.records import NewMemory, VoteRecord
+from aegis_memory.store.records import MemoryRecord, NewMemory, VoteRecord
 from aegis_memory.store.sql_store import SqlStore, _upgrade
 
 R = TypeVar("R")
@@ -70,7 +70,9 @@ def _engine(url: str, *, pool_size: int, max_overflow: int, name: str) -> AsyncE
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping: it costs three round trips per transaction (measured 0.35-0.46 ms). A
+        # connection the server dropped fails its one request, and SQLAlchemy then discards
+        # the pool's other connections of that generation.
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": f"aegis-memory-{name}"}},
     )
@@ -221,9 +223,10 @@ class PostgresStore(SqlStore):
 
     async def search_vectors(
         self, vector: np.ndarray, k: int, flt: SearchFilter
-    ) -> list[tuple[int, float]]:
-        """Top-``k`` (row id, cosine similarity) the filter allows, best first; never fewer
-        than ``min(k, matching rows)``. Runs on the primary (read-your-writes)."""
+    ) -> list[tuple[MemoryRecord, float]]:
+        """Top-``k`` (memory, cosine similarity) the filter allows, best first, in one
+        transaction; never fewer than ``min(k, matching rows)``. Runs on the primary
+        (read-your-writes)."""
         query = np.ascontiguousarray(vector, dtype="<f4").tobytes()
         return await self._run(
             False, lambda conn: search_vectors(conn, query, k, flt, self.search_plan)

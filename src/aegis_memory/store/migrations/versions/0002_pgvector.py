@@ -29,10 +29,11 @@ branch_labels = None
 depends_on = None
 
 DEFAULT_DIM = 384
-#: HNSW build parameters: pgvector's default m with a higher ef_construction than its default
-#: (40) for better recall on filtered iterative scans; see docs/guides/performance.md.
+#: HNSW build parameters: pgvector's default m (16) with twice its default ef_construction
+#: (64): on the benchmark corpus recall@10 at ef_search 200 went from 0.95 to 0.97 for a 60 %
+#: longer build (docs/guides/performance.md).
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_CONSTRUCTION = 128
 
 
 def _embedding_dim() -> int:
@@ -65,6 +66,13 @@ def upgrade() -> None:
         "CREATE INDEX ix_memories_content_fts ON memories "
         "USING gin (to_tsvector('english', content))"
     )
+    # The search planner counts matching rows first; with every filtered column in the index
+    # that count is an index-only scan instead of reading ~1.9 KB heap rows (vectors inline).
+    op.execute(
+        "CREATE INDEX ix_memories_search_filter ON memories (project_id, namespace, agent_id) "
+        "INCLUDE (scope, expires_at, is_deprecated, user_id, memory_type, shared_with_agents) "
+        "WHERE embedding IS NOT NULL"
+    )
     op.execute("CREATE SEQUENCE memory_change_seq AS bigint")
     op.execute(
         "SELECT setval('memory_change_seq', "
@@ -80,6 +88,7 @@ def downgrade() -> None:
         "WHERE name = 'memory_seq'"
     )
     op.execute("DROP SEQUENCE memory_change_seq")
+    op.execute("DROP INDEX IF EXISTS ix_memories_search_filter")
     op.execute("DROP INDEX IF EXISTS ix_memories_content_fts")
     op.execute("DROP INDEX IF EXISTS ix_memories_embedding_hnsw")
     op.execute("ALTER TABLE memories DROP COLUMN embedding")
