@@ -185,7 +185,10 @@ Index(
 #: compares (the full-text GIN index on ``to_tsvector('english', content)``).
 #: The planner's covering partial index (INCLUDE columns, WHERE clause) is left out too:
 #: Alembic does not compare those parts.
-EXPRESSION_INDEXES = frozenset({"ix_memories_content_fts", "ix_memories_search_filter"})
+#: So is the GIN index on the share list (its operator class).
+EXPRESSION_INDEXES = frozenset(
+    {"ix_memories_content_fts", "ix_memories_search_filter", "ix_memories_shared_with"}
+)
 
 votes = Table(
     "votes",

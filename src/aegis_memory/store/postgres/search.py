@@ -78,14 +78,23 @@ def filter_clauses(flt: SearchFilter) -> list[ColumnElement[Any]]:
         )
         where.append(score >= flt.min_effectiveness)
     if flt.restricts_visibility:
-        agent = flt.visible_to_agent
-        where.append(or_(
-            _M.scope == SCOPE_GLOBAL,
-            _M.agent_id == agent,
-            (_M.scope == SCOPE_SHARED)
-            & _M.shared_with_agents.op("@>")(func.jsonb_build_array(cast(agent, String))),
-        ))
+        where.append(_visible_to(flt.visible_to_agent, flt.scopes))  # type: ignore[arg-type]
     return where
+
+
+def _visible_to(agent: str, scopes: frozenset[str] | None) -> ColumnElement[Any]:
+    """Global, or the agent's own, or shared with it: only the branches the scope filter
+    allows, so that each one left can use its index (the owner btree, the share list's GIN)
+    and PostgreSQL can OR their bitmaps instead of reading every row."""
+    branches: list[ColumnElement[Any]] = [_M.agent_id == agent]
+    if scopes is None or SCOPE_GLOBAL in scopes:
+        branches.append(_M.scope == SCOPE_GLOBAL)
+    if scopes is None or SCOPE_SHARED in scopes:
+        branches.append(
+            (_M.scope == SCOPE_SHARED)
+            & _M.shared_with_agents.op("@>")(func.jsonb_build_array(cast(agent, String)))
+        )
+    return or_(*branches)
 
 
 def _distance(column: Any) -> Any:

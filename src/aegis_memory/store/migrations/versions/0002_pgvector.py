@@ -73,6 +73,11 @@ def upgrade() -> None:
         "INCLUDE (scope, expires_at, is_deprecated, user_id, memory_type, shared_with_agents) "
         "WHERE embedding IS NOT NULL"
     )
+    # "Shared with agent X" (JSON containment) from an index, not a scan of every row.
+    op.execute(
+        "CREATE INDEX ix_memories_shared_with ON memories "
+        "USING gin (shared_with_agents jsonb_path_ops)"
+    )
     op.execute("CREATE SEQUENCE memory_change_seq AS bigint")
     op.execute(
         "SELECT setval('memory_change_seq', "
@@ -88,6 +93,7 @@ def downgrade() -> None:
         "WHERE name = 'memory_seq'"
     )
     op.execute("DROP SEQUENCE memory_change_seq")
+    op.execute("DROP INDEX IF EXISTS ix_memories_shared_with")
     op.execute("DROP INDEX IF EXISTS ix_memories_search_filter")
     op.execute("DROP INDEX IF EXISTS ix_memories_content_fts")
     op.execute("DROP INDEX IF EXISTS ix_memories_embedding_hnsw")
