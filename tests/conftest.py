@@ -36,6 +36,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any Aegis or database settings, plus ``extra``: a
+    server or command started from it sees only what the test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "DATABASE_"))}
+    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def database_rows(url: str, statement: str, **params: object) -> list[tuple]:
+    """Rows of one SQL statement on a ``sqlite:///`` or ``postgresql://`` database."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
+        "sqlite:///", "sqlite+aiosqlite:///", 1)
+
+    async def run() -> list[tuple]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return [tuple(r) for r in await conn.execute(text(statement), params)]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 @dataclass
 class ServerProcess:
     """``aegis serve`` in a subprocess, on a free loopback port, over its own data dir."""
@@ -53,35 +79,15 @@ class ServerProcess:
     def sql(self, statement: str, **params: object) -> list[tuple]:
         """Rows of one SQL statement run directly on this server's database (either backend),
         for tests that check what was really stored."""
-        from sqlalchemy import text
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        url = self.env.get("DATABASE_URL")
-        url = (url.replace("postgresql://", "postgresql+asyncpg://", 1) if url
-               else f"sqlite+aiosqlite:///{self.data_dir / 'aegis.db'}")
-
-        async def run() -> list[tuple]:
-            engine = create_async_engine(url)
-            try:
-                async with engine.connect() as conn:
-                    return [tuple(r) for r in await conn.execute(text(statement), params)]
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(run())
+        url = self.env.get("DATABASE_URL") or f"sqlite:///{self.data_dir / 'aegis.db'}"
+        return database_rows(url, statement, **params)
 
     api_key: str = "dev-key"
     #: Extra ``aegis serve`` arguments (``--workers 3``, ``--postgres-embedded``).
     args: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "DATABASE_"))}
-        env.update({
-            "AEGIS_ADMIN_KEY": ADMIN_KEY,
-            "LOG_LEVEL": "warning",
-            "HF_HUB_OFFLINE": "1",
-            **self.env,
-        })
+        env = clean_env(AEGIS_ADMIN_KEY=ADMIN_KEY, LOG_LEVEL="warning", **self.env)
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -7,7 +7,6 @@ server database has.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -20,35 +19,23 @@ import numpy as np
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from aegis_memory.store.postgres.embedded import EmbeddedPostgres, free_port
 from aegis_memory.store.postgres.store import PostgresStore
 from aegis_memory.store.tables import metadata, schema_filter
-from tests.conftest import ServerProcess, fresh_database
+from tests.conftest import ServerProcess, clean_env, database_rows, fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
 AUTH = {"Authorization": "Bearer dev-key"}
 
 
-def _rows(url: str, statement: str) -> list[tuple]:
-    async def run() -> list[tuple]:
-        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
-        try:
-            async with engine.connect() as conn:
-                return [tuple(r) for r in await conn.execute(text(statement))]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
 def _schema_facts(url: str) -> dict[str, object]:
     return {
-        "version": _rows(url, "SELECT version_num FROM alembic_version")[0][0],
-        "column": _rows(url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
-                             "attrelid = 'memories'::regclass AND attname = 'embedding'")[0][0],
-        "indexes": {name: sql for name, sql in _rows(
+        "version": database_rows(url, "SELECT version_num FROM alembic_version")[0][0],
+        "column": database_rows(
+            url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                 "attrelid = 'memories'::regclass AND attname = 'embedding'")[0][0],
+        "indexes": {name: sql for name, sql in database_rows(
             url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")},
     }
 
@@ -81,13 +68,9 @@ def test_upgrade_from_empty_matches_models(postgres):
     assert "USING hnsw (embedding vector_cosine_ops)" in hnsw
     assert "to_tsvector('english'" in facts["indexes"]["ix_memories_content_fts"]
     assert "UNIQUE" in facts["indexes"]["ux_memories_dedup"]
-    version = _rows(url, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")[0][0]
+    version = database_rows(
+        url, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")[0][0]
     assert tuple(int(p) for p in version.split(".")[:2]) >= (0, 8)
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "DATABASE_"))}
-    return {**env, "HF_HUB_OFFLINE": "1", **extra}
 
 
 def test_alembic_command_line_upgrades_a_database(postgres):
@@ -95,7 +78,7 @@ def test_alembic_command_line_upgrades_a_database(postgres):
     done = subprocess.run(
         [str(Path(sys.executable).parent / "alembic"), "-c", str(REPO / "alembic.ini"),
          "-x", "embedding_dim=64", "upgrade", "head"],
-        cwd=REPO, env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
+        cwd=REPO, env=clean_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert _schema_facts(url)["column"] == "vector(64)"
@@ -105,7 +88,7 @@ def test_aegis_migrate_then_serve(postgres, tmp_path):
     url = fresh_database(postgres)
     done = subprocess.run(
         [sys.executable, "-m", "aegis_memory.cli.main", "migrate"],
-        env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
+        env=clean_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "schema is up to date (postgresql" in done.stdout
@@ -118,7 +101,7 @@ def test_unreachable_database_is_one_clear_sentence(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "aegis_memory.cli.main", "serve", "--port", str(free_port()),
          "--data-dir", str(tmp_path)],
-        env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
+        env=clean_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 1
     assert "Aegis cannot start" in done.stderr
@@ -169,7 +152,7 @@ def test_several_workers_on_one_database_lose_and_duplicate_nothing(postgres, tm
             found = c.post("/memories/query", json={
                 "query": "client 3 learned fact number 7", "namespace": ns, "top_k": 3}).json()
             assert found["memories"][0]["content"] == "client 3 learned fact number 7"
-        stored = _rows(url, f"SELECT count(*), count(DISTINCT content) FROM memories "
+        stored = database_rows(url, f"SELECT count(*), count(DISTINCT content) FROM memories "
                             f"WHERE namespace = '{ns}'")[0]
         assert stored == (205, 205)
     finally:
@@ -264,13 +247,13 @@ def test_every_key_of_every_tenant_table_starts_with_the_project(postgres):
                 f"JOIN pg_attribute a ON a.attrelid = {relation} AND a.attnum = k.num "
                 f"ORDER BY k.ord)::text[]")
 
-    keys = _rows(url, f"""
+    keys = database_rows(url, f"""
         SELECT c.conrelid::regclass::text, c.conname, c.contype,
                {names("c.conrelid", "c.conkey")},
                coalesce({names("c.confrelid", "c.confkey")}, '{{}}')
         FROM pg_constraint c WHERE c.contype IN ('p', 'u', 'f')
           AND c.connamespace = 'public'::regnamespace""")
-    unique_indexes = _rows(url, f"""
+    unique_indexes = database_rows(url, f"""
         SELECT t.relname, i.relname, {names("t.oid", "x.indkey::int2[]")}
         FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid
         JOIN pg_class i ON i.oid = x.indexrelid
@@ -313,7 +296,7 @@ def test_upgrade_keeps_votes_made_before_tenant_keys(postgres):
         url.rsplit("/", 1)[1],
     )
     command.upgrade(cfg, "head")
-    assert _rows(url, "SELECT project_id, voter_agent_id, vote FROM votes") == [
+    assert database_rows(url, "SELECT project_id, voter_agent_id, vote FROM votes") == [
         ("p1", "a", "helpful")]
 
 
