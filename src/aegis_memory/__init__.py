@@ -32,6 +32,14 @@ from aegis_memory.schemas import (
     MemoryFields,
     VoteResult,
 )
+from aegis_memory.smart import (
+    AsyncSmartMemory,
+    ContextResult,
+    ExtractedFact,
+    LLMError,
+    SmartMemory,
+    TurnResult,
+)
 
 __all__ = [
     "AddResult",
@@ -48,14 +56,20 @@ __all__ = [
     "AegisValidationError",
     "ApiKeyInfo",
     "AsyncAegisClient",
+    "AsyncSmartMemory",
+    "ContextResult",
     "CreatedApiKey",
     "ExportedMemory",
+    "ExtractedFact",
     "HandoffBaton",
     "HealthResponse",
     "ImportResponse",
+    "LLMError",
     "Memory",
     "MemoryFields",
     "QueryResult",
+    "SmartMemory",
+    "TurnResult",
     "VoteResult",
     "__version__",
 ]

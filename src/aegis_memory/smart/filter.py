@@ -61,10 +61,12 @@ SIGNALS: dict[str, re.Pattern[str]] = {
     "strategy": _words(
         r"the trick is", r"what works", r"best (?:way|practice)", r"works better",
         r"(?:use|try) .{1,40} instead", r"the fix (?:is|was)", r"solved (?:it|this) by",
-        r"the solution (?:is|was)", r"approach",
+        r"the solution (?:is|was)", r"approach", r"fixed (?:it|this|the \w+) (?:by|with)",
+        r"\w+ fixed it", r"worked (?:well|great|for (?:me|us))", r"make sure to",
     ),
     "mistake": _words(
-        r"mistake", r"didn't work", r"did not work", r"failed", r"broke", r"bug",
+        r"mistake", r"didn't work", r"did not work", r"fail(?:ed|ing|s)", r"broke(?:n)?",
+        r"bug", r"crash(?:ed|es|ing)?", r"overloaded", r"caused by",
         r"wrong", r"don't do", r"do not do", r"avoid", r"lesson", r"should have",
     ),
     "temporal": _words(
