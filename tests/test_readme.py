@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.fake_llm import OPENAI_KEY, FakeLLM, facts_json
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -54,11 +55,12 @@ def readme_server(tmp_path_factory):
     proc.stop()
 
 
-def run_snippet(server: ServerProcess, code: str, epilogue: str = "", cwd: Path | None = None):
+def run_snippet(server: ServerProcess, code: str, epilogue: str = "", cwd: Path | None = None,
+                **extra_env: str):
     code = code.replace("http://localhost:8000", server.base_url)
     program = code + "\n" + textwrap.dedent(epilogue)
     env = {"AEGIS_BASE_URL": server.base_url, "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
-           "AEGIS_CONFIG_DIR": str(cwd or Path.cwd())}
+           "AEGIS_CONFIG_DIR": str(cwd or Path.cwd()), **extra_env}
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                             env=env, timeout=180, cwd=cwd)
     assert result.returncode == 0, result.stderr
@@ -69,7 +71,8 @@ def test_readme_has_the_snippets():
     names = set(snippets())
     assert {"Manual control: AegisClient", "Agents sharing memories",
             "Async usage (FastAPI / LangGraph / CrewAI)",
-            "Without a server: local mode"} <= names
+            "Without a server: local mode",
+            "Smart Memory: decide what is worth remembering"} <= names
 
 
 def test_manual_control(readme_server):
@@ -118,3 +121,42 @@ def test_ace_patterns(readme_server, tmp_path):
     assert "For API pagination, follow the next cursor until it is empty" in lines[0]
     assert lines[1] == "['auth', 'routing']"
     assert lines[2] == "Always use while True for pagination, not range(n)"
+
+
+SMART = "Smart Memory: decide what is worth remembering"
+
+
+def test_smart_memory_offline(readme_server):
+    """No OPENAI_API_KEY in the environment: the rule extractor gives the README's facts."""
+    out = run_snippet(readme_server, snippets()[SMART], """
+        print(memory.extractor)
+        found = memory.client.query("user", user_id="user_123", top_k=10)
+        print(sorted(m.content for m in found))
+    """)
+    lines = out.strip().splitlines()
+    assert lines[0] == "- User prefers dark mode"
+    assert lines[1] == "rules"
+    assert lines[2] == str(sorted(["User's name is John", "User is a Python developer",
+                                   "User is based in Manchester", "User prefers dark mode"]))
+
+
+def test_smart_memory_with_an_openai_key(readme_server):
+    """With a key the same text calls the model (a fake OpenAI server found through the
+    ``openai`` library's own OPENAI_BASE_URL) and gives the same context."""
+    fake = FakeLLM().start()
+    fake.responder = lambda _prompt: facts_json(
+        {"content": "User's name is John", "category": "personal_fact", "key": "name"},
+        {"content": "User is a Python developer", "category": "personal_fact",
+         "key": "profession"},
+        {"content": "User is based in Manchester", "category": "personal_fact",
+         "key": "location"},
+        {"content": "User prefers dark mode", "category": "preference"},
+    )
+    try:
+        out = run_snippet(readme_server, snippets()[SMART], "print(memory.extractor)",
+                          OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fake.openai_url)
+    finally:
+        fake.stop()
+    assert out.strip().splitlines() == ["- User prefers dark mode", "openai:gpt-4o-mini"]
+    assert fake.calls == 1
+    assert "I'm John, a Python developer" in str(fake.requests[0]["json"]["messages"])

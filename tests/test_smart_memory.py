@@ -511,3 +511,18 @@ def test_bad_arguments_are_clear(sqlite_server: ServerProcess) -> None:
             memory.process_turn(None)  # type: ignore[arg-type]
         with pytest.raises(Exception, match="max_tokens"):
             memory.get_context("x", max_tokens=0)
+
+
+def test_works_over_a_local_mode_client(tmp_path: Any) -> None:
+    """``client=`` reuses any client, including the in-process server of local mode; a client
+    passed in is left open for its owner."""
+    def my_llm(prompt: str) -> str:
+        return respond(prompt)
+
+    with AegisClient.local(path=tmp_path / "data") as client:
+        with SmartMemory(client=client, llm=my_llm) as memory:
+            result = memory.process_turn(README_TURN, user_id="u1")
+            context = memory.get_context("What theme should I use?", user_id="u1")
+        assert len(result.stored_ids) == 4
+        assert context.context_string == "- User prefers dark mode"
+        assert client.get(result.stored_ids[0]).content == "User's name is John"

@@ -311,8 +311,13 @@ class SmartOps:
         namespace: str,
         metadata: Mapping[str, Any] | None,
     ) -> Plan[None]:
-        """Store each fact unless the user already has it; deprecate what a keyed fact replaces."""
+        """Store each fact unless the user already has it; deprecate what a keyed fact replaces.
+
+        One search per fact (to compare with the user's nearest memories), then one batch add
+        and at most one delta request, whatever the number of facts.
+        """
         client = self._client
+        new: list[tuple[ExtractedFact, list[Memory]]] = []
         for fact in facts:
             nearest: list[Memory] = yield ClientOps.query.build(
                 client, fact.content, user_id=user_id, agent_id=agent_id, namespace=namespace,
@@ -328,24 +333,36 @@ class SmartOps:
                 if fact.key is not None and m.metadata.get("source") == SOURCE
                 and m.metadata.get("key") == fact.key
             ]
+            new.append((fact, replaced))
+        if not new:
+            return
+        items = []
+        for fact, _ in new:
             tags: dict[str, Any] = {**(metadata or {}), "source": SOURCE,
                                     "category": fact.category, "confidence": fact.confidence}
             if fact.key is not None:
                 tags["key"] = fact.key
-            added = yield ClientOps.add.build(
-                client, fact.content, user_id=user_id, agent_id=agent_id, namespace=namespace,
-                metadata=tags, memory_type=fact.memory_type, scope=self.scope,
-            )
-            if added.deduped:
-                result.duplicate_ids.append(added.id)
+            items.append({"content": fact.content, "user_id": user_id, "agent_id": agent_id,
+                          "namespace": namespace, "metadata": tags,
+                          "memory_type": fact.memory_type, "scope": self.scope})
+        added = yield from ClientOps.add_batch.build(
+            client, [{k: v for k, v in item.items() if v is not None} for item in items]
+        )
+        deprecations: dict[str, dict[str, Any]] = {}
+        for (fact, replaced), outcome in zip(new, added, strict=True):
+            if outcome.deduped:
+                result.duplicate_ids.append(outcome.id)
                 continue
-            result.stored_ids.append(added.id)
-            if replaced:
-                operations = [{"type": "deprecate", "memory_id": old.id, "superseded_by": added.id,
-                               "reason": f"superseded by a newer {fact.key}"} for old in replaced]
-                yield ClientOps.apply_delta.build(client, operations, agent_id=agent_id,
-                                                  namespace=namespace)
-                result.superseded_ids.extend(old.id for old in replaced)
+            result.stored_ids.append(outcome.id)
+            for old in replaced:
+                deprecations.setdefault(old.id, {
+                    "type": "deprecate", "memory_id": old.id, "superseded_by": outcome.id,
+                    "reason": f"superseded by a newer {fact.key}",
+                })
+        if deprecations:
+            yield ClientOps.apply_delta.build(client, list(deprecations.values()),
+                                              agent_id=agent_id, namespace=namespace)
+            result.superseded_ids.extend(deprecations)
 
     @operation
     def process_turn(
