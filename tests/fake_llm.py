@@ -66,9 +66,9 @@ class FakeLLM:
                     body = None
                 anthropic = self.path.rstrip("/").endswith("/v1/messages")
                 openai = self.path.rstrip("/").endswith("/chat/completions")
+                headers = {name.lower(): value for name, value in self.headers.items()}
                 with fake.lock:
-                    fake.requests.append({"path": self.path, "json": body,
-                                          "headers": {k.lower(): v for k, v in self.headers.items()},
+                    fake.requests.append({"path": self.path, "json": body, "headers": headers,
                                           "protocol": "anthropic" if anthropic else "openai"})
                     scripted = fake.replies.popleft() if fake.replies else None
                 if not (anthropic or openai):
