@@ -3,6 +3,9 @@ sensitivity decides how many are needed."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from aegis_memory.smart import assess
@@ -67,3 +70,17 @@ def test_the_assistant_can_contribute_a_strategy_but_not_make_noise_count():
 def test_unknown_sensitivity_is_refused():
     with pytest.raises(ValueError, match="sensitivity"):
         assess("I prefer tea", sensitivity="extreme")  # type: ignore[arg-type]
+
+
+def test_balanced_keeps_every_turn_of_the_annotated_table_that_holds_a_fact() -> None:
+    """The filter sits in front of every extractor: a turn it drops loses its facts whatever
+    the model. On the extractor's annotated table (tests/data/smart_turns.json) the default
+    sensitivity drops none of them, and still stops most fact-free turns."""
+    table = json.loads((Path(__file__).parent / "data" / "smart_turns.json").read_text())
+    dropped = [turn["user_input"] for turn in table if turn["expected"]
+               and not assess(turn["user_input"], turn.get("ai_response", "")).worth_extracting]
+    assert dropped == []
+    empty = [turn for turn in table if not turn["expected"]]
+    sent_on = [turn for turn in empty
+               if assess(turn["user_input"], turn.get("ai_response", "")).worth_extracting]
+    assert len(sent_on) <= len(empty) // 2

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -526,3 +529,18 @@ def test_works_over_a_local_mode_client(tmp_path: Any) -> None:
         assert len(result.stored_ids) == 4
         assert context.context_string == "- User prefers dark mode"
         assert client.get(result.stored_ids[0]).content == "User's name is John"
+
+
+def test_guide_example_runs_as_written(sqlite_server: ServerProcess, tmp_path: Any) -> None:
+    """The first example of docs/guides/smart-memory.md prints what its comments say."""
+    guide = (Path(__file__).resolve().parents[1] / "docs/guides/smart-memory.md").read_text()
+    code = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {"AEGIS_BASE_URL": sqlite_server.base_url, "PATH": "/usr/bin:/bin",
+           "AEGIS_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.strip().splitlines()
+    assert printed[0] == str(["User's name is Priya", "User is a nurse", "User is based in Leeds",
+                              "User prefers short answers"])
+    assert printed[1] == "- User prefers short answers"

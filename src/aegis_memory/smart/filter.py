@@ -35,23 +35,36 @@ SIGNALS: dict[str, re.Pattern[str]] = {
         r"i (?:really )?(?:prefer|like|love|enjoy|hate|dislike|can't stand|cannot stand)",
         r"my favou?rite", r"i'd rather", r"i would rather", r"i'm (?:a )?fan of",
         r"i (?:always|usually|never) (?:use|want|pick|choose|go with)", r"prefers?",
+        r"i (?:\w+ )?(?:prefer|like|love|enjoy|hate|dislike|adore|detest)",
+        r"i (?:don't|do not) (?:like|enjoy|want|care for)", r"i'd love", r"from now on",
     ),
     "personal_fact": _words(
         r"i'm", r"i am", r"my name is", r"call me", r"i work", r"i live", r"i'm from",
         r"i am from", r"i was born", r"i (?:just )?moved", r"i'm moving", r"i am moving",
         r"i relocated", r"i have (?:a|an|two|three|\d+)", r"my (?:wife|husband|"
         r"partner|son|daughter|kids?|children|job|role|company|team|age|birthday|email|"
-        r"phone|address|home)", r"years old",
+        r"phone|address|home)", r"years old", r"i(?:'ve| have)? been", r"i used to",
+        r"i (?:speak|own|teach|play|drive|study|studied|graduated|drink|eat|watch|read|run|"
+        r"cook|use|write|build|manage|lead|grew up|quit)",
+        r"i (?:usually|often|always|normally|sometimes|rarely|mostly)",
+        r"our (?:team|company|client|customer|manager|lead|product|stack|app|service|sprint|"
+        r"cto|ceo|office|startup)", r"we(?:'re| are) using", r"we use",
+        r"i(?:'ve| have) got", r"we (?:host|run|deploy|keep|store|ship)",
+        r"our \w+ (?:is|are|runs?|uses?|lives?)",
     ),
     "decision": _words(
         r"we (?:decided|chose|agreed|will use|are going with|went with)",
         r"i (?:decided|chose|will use|am going with|went with)", r"let's (?:use|go with)",
         r"decision", r"we'll use", r"going forward",
+        r"(?:we|i)(?:'ve| have)? (?:decided|chosen|switched|migrated|agreed|settled|dropped)",
+        r"switched (?:from|to)",
     ),
     "constraint": _words(
         r"must(?:n't| not)?", r"never", r"always", r"can't", r"cannot", r"not allowed",
         r"required?", r"only (?:use|allow)", r"allergic", r"budget", r"deadline", r"at most",
-        r"at least", r"no more than",
+        r"at least", r"no more than", r"only", r"(?:don't|do not) (?:eat|drink|use)",
+        r"limit", r"by (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
+        r"the end)", r"please (?:don't|do not|always|never|use|avoid)",
     ),
     "goal": _words(
         r"i want to", r"i'd like to", r"i would like to", r"i'm trying to", r"i am trying to",
@@ -66,7 +79,8 @@ SIGNALS: dict[str, re.Pattern[str]] = {
     ),
     "mistake": _words(
         r"mistake", r"didn't work", r"did not work", r"fail(?:ed|ing|s)", r"broke(?:n)?",
-        r"bug", r"crash(?:ed|es|ing)?", r"overloaded", r"caused by",
+        r"bug", r"crash(?:ed|es|ing)?", r"overloaded", r"caused by", r"tim(?:ed|ing) out",
+        r"flaky", r"because", r"too slow",
         r"wrong", r"don't do", r"do not do", r"avoid", r"lesson", r"should have",
     ),
     "temporal": _words(
@@ -75,6 +89,11 @@ SIGNALS: dict[str, re.Pattern[str]] = {
         r"tuesday|wednesday|thursday|friday|saturday|sunday)", r"in \d+ (?:days|weeks|months)",
         r"since \d{4}", r"\d{4}-\d{2}-\d{2}", r"(?:january|february|march|april|may|june|july|"
         r"august|september|october|november|december)", r"moved to", r"starting",
+        r"(?:ends?|starts?|due) (?:on|at|by)", r"on the \d{1,2}(?:st|nd|rd|th)",
+        r"weekdays?", r"weekends?", r"someday", r"every (?:day|week|month|morning|evening|night|"
+        r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)",
+        r"in the (?:morning|evening)", r"\d{1,2} ?(?:am|pm)", r"\d+ (?:years?|months?) ago",
+        r"(?:last|next|this) quarter",
     ),
     "relationship": _words(
         r"my (?:wife|husband|partner|boss|manager|colleague|friend|brother|sister|mother|"
