@@ -32,6 +32,7 @@ __all__ = [
     "LLMProvider",
     "LLMRequest",
     "LLMTimeoutError",
+    "LibraryProvider",
     "OpenAIProvider",
     "ProviderName",
     "resolve_provider",
@@ -159,18 +160,24 @@ def _import(package: str, extra: str) -> Any:
         ) from None
 
 
-class OpenAIProvider(LLMProvider):
-    """OpenAI, or any server speaking its chat-completions protocol (``base_url``).
+class LibraryProvider(LLMProvider):
+    """A provider backed by an official client library (``openai``, ``anthropic``).
 
-    Asks for a JSON object (``response_format``), which OpenAI, Ollama, vLLM and llama.cpp's
-    server all honour; the answer is still parsed defensively.
+    Both libraries have the same shape - a sync and an async client class built from
+    ``api_key`` / ``base_url`` / ``timeout`` / ``max_retries``, one error base class, and the
+    same status/timeout/connection error types - so creating clients lazily, calling,
+    translating errors and closing are written here once. A subclass says which library and
+    classes, how to call it (`_create`) and where the text is in the answer (`_text`).
     """
 
+    package: str = ""
+    sync_class: str = ""
+    async_class: str = ""
+    error_class: str = ""
+
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
-                 timeout: float = 30.0, max_retries: int = 2,
-                 name: str = "openai") -> None:
-        self._openai = _import("openai", "openai")
-        self.name = name
+                 timeout: float = 30.0, max_retries: int = 2) -> None:
+        self._library = _import(self.package, self.package)
         self.model = model
         self._options: dict[str, Any] = {"api_key": api_key, "timeout": timeout,
                                          "max_retries": max_retries}
@@ -179,7 +186,60 @@ class OpenAIProvider(LLMProvider):
         self._sync: Any = None
         self._async: Any = None
 
-    def _arguments(self, request: LLMRequest) -> dict[str, Any]:
+    def _create(self, client: Any, request: LLMRequest) -> Any:
+        """Start the completion call on ``client`` (returns a coroutine for an async one)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _text(response: Any) -> str:
+        raise NotImplementedError
+
+    def _failure(self, exc: Exception) -> Exception:
+        return _translate(exc, self.name, self._library)
+
+    def complete(self, request: LLMRequest) -> str:
+        if self._sync is None:
+            self._sync = getattr(self._library, self.sync_class)(**self._options)
+        try:
+            response = self._create(self._sync, request)
+        except getattr(self._library, self.error_class) as exc:
+            raise self._failure(exc) from exc
+        return self._text(response)
+
+    async def acomplete(self, request: LLMRequest) -> str:
+        if self._async is None:
+            self._async = getattr(self._library, self.async_class)(**self._options)
+        try:
+            response = await self._create(self._async, request)
+        except getattr(self._library, self.error_class) as exc:
+            raise self._failure(exc) from exc
+        return self._text(response)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async.close()
+            self._async = None
+
+
+class OpenAIProvider(LibraryProvider):
+    """OpenAI, or any server speaking its chat-completions protocol (``base_url``).
+
+    Asks for a JSON object (``response_format``), which OpenAI, Ollama, vLLM and llama.cpp's
+    server all honour; the answer is still parsed defensively.
+    """
+
+    package, sync_class, async_class, error_class = "openai", "OpenAI", "AsyncOpenAI", "OpenAIError"
+
+    def __init__(self, *, name: str = "openai", **options: Any) -> None:
+        super().__init__(**options)
+        self.name = name
+
+    def _create(self, client: Any, request: LLMRequest) -> Any:
         arguments: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "system", "content": request.system}, *request.chat()],
@@ -187,7 +247,7 @@ class OpenAIProvider(LLMProvider):
         }
         if request.json_output:
             arguments["response_format"] = {"type": "json_object"}
-        return arguments
+        return client.chat.completions.create(**arguments)
 
     @staticmethod
     def _text(response: Any) -> str:
@@ -196,94 +256,27 @@ class OpenAIProvider(LLMProvider):
             return ""
         return choices[0].message.content or ""
 
-    def complete(self, request: LLMRequest) -> str:
-        if self._sync is None:
-            self._sync = self._openai.OpenAI(**self._options)
-        try:
-            response = self._sync.chat.completions.create(**self._arguments(request))
-        except self._openai.OpenAIError as exc:
-            raise _translate(exc, self.name, self._openai) from exc
-        return self._text(response)
 
-    async def acomplete(self, request: LLMRequest) -> str:
-        if self._async is None:
-            self._async = self._openai.AsyncOpenAI(**self._options)
-        try:
-            response = await self._async.chat.completions.create(**self._arguments(request))
-        except self._openai.OpenAIError as exc:
-            raise _translate(exc, self.name, self._openai) from exc
-        return self._text(response)
-
-    def close(self) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
-
-    async def aclose(self) -> None:
-        if self._async is not None:
-            await self._async.close()
-            self._async = None
-
-
-class AnthropicProvider(LLMProvider):
+class AnthropicProvider(LibraryProvider):
     """Claude through the Messages API (the system prompt is its own field there)."""
 
     name = "anthropic"
+    package, sync_class, async_class = "anthropic", "Anthropic", "AsyncAnthropic"
+    error_class = "AnthropicError"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
-                 timeout: float = 30.0, max_retries: int = 2,
-                 max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
-        self._anthropic = _import("anthropic", "anthropic")
-        self.model = model
+    def __init__(self, *, max_tokens: int = DEFAULT_MAX_TOKENS, **options: Any) -> None:
+        super().__init__(**options)
         self._max_tokens = max_tokens
-        self._options: dict[str, Any] = {"api_key": api_key, "timeout": timeout,
-                                         "max_retries": max_retries}
-        if base_url:
-            self._options["base_url"] = base_url
-        self._sync: Any = None
-        self._async: Any = None
 
-    def _arguments(self, request: LLMRequest) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "max_tokens": self._max_tokens,
-            "system": request.system,
-            "messages": request.chat(),
-        }
+    def _create(self, client: Any, request: LLMRequest) -> Any:
+        return client.messages.create(model=self.model, max_tokens=self._max_tokens,
+                                      system=request.system, messages=request.chat())
 
     @staticmethod
     def _text(response: Any) -> str:
         blocks = getattr(response, "content", None) or []
         return "".join(getattr(block, "text", "") for block in blocks
                        if getattr(block, "type", "") == "text")
-
-    def complete(self, request: LLMRequest) -> str:
-        if self._sync is None:
-            self._sync = self._anthropic.Anthropic(**self._options)
-        try:
-            response = self._sync.messages.create(**self._arguments(request))
-        except self._anthropic.AnthropicError as exc:
-            raise _translate(exc, self.name, self._anthropic) from exc
-        return self._text(response)
-
-    async def acomplete(self, request: LLMRequest) -> str:
-        if self._async is None:
-            self._async = self._anthropic.AsyncAnthropic(**self._options)
-        try:
-            response = await self._async.messages.create(**self._arguments(request))
-        except self._anthropic.AnthropicError as exc:
-            raise _translate(exc, self.name, self._anthropic) from exc
-        return self._text(response)
-
-    def close(self) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
-
-    async def aclose(self) -> None:
-        if self._async is not None:
-            await self._async.close()
-            self._async = None
 
 
 LLMCallable = Callable[[str], "str | Awaitable[str]"]

@@ -189,26 +189,35 @@ def _text_argument(value: Any, name: str, *, required: bool) -> str:
 
 
 class SmartOps:
-    """The methods of `SmartMemory` and `AsyncSmartMemory`, written once as plans."""
+    """The constructor and methods of `SmartMemory` and `AsyncSmartMemory`, written once.
+
+    The drivers only say which Aegis client they create and how a step is executed.
+    """
 
     _client: AegisClient | AsyncAegisClient
+    #: The Aegis client a driver creates when none is passed in.
+    _client_class: type[AegisClient] | type[AsyncAegisClient]
 
     def __init__(
         self,
+        aegis_api_key: str | None = None,
+        aegis_base_url: str | None = None,
+        namespace: str = "default",
+        llm_api_key: str | None = None,
+        llm_provider: ProviderName = "openai",
+        llm_model: str | None = None,
+        llm_base_url: str | None = None,
+        sensitivity: Sensitivity = "balanced",
+        use_case: UseCase = "general",
         *,
-        namespace: str,
-        llm_api_key: str | None,
-        llm_provider: ProviderName,
-        llm_model: str | None,
-        llm_base_url: str | None,
-        llm: LLMCallable | None,
-        llm_timeout: float,
-        llm_max_retries: int,
-        sensitivity: Sensitivity,
-        use_case: UseCase,
-        min_confidence: float,
-        agent_id: str | None,
-        scope: MemoryScope | None,
+        llm: LLMCallable | None = None,
+        min_confidence: float = 0.6,
+        agent_id: str | None = None,
+        scope: MemoryScope | None = None,
+        llm_timeout: float = 30.0,
+        llm_max_retries: int = 2,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        client: Any = None,
     ) -> None:
         if sensitivity not in ("low", "balanced", "high"):
             raise ValueError(
@@ -229,6 +238,11 @@ class SmartOps:
         self._system_prompt = system_prompt(use_case)
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
+        if client is not None and not isinstance(client, self._client_class):
+            raise TypeError(f"client must be an {self._client_class.__name__}")
+        self._owns_client = client is None
+        self._client = client if client is not None else self._client_class(
+            api_key=aegis_api_key, base_url=aegis_base_url, timeout=timeout)
 
     @property
     def extractor(self) -> str:
@@ -511,37 +525,7 @@ class SmartMemory(SmartOps, SyncDriver):
     """
 
     _client: AegisClient
-
-    def __init__(
-        self,
-        aegis_api_key: str | None = None,
-        aegis_base_url: str | None = None,
-        namespace: str = "default",
-        llm_api_key: str | None = None,
-        llm_provider: ProviderName = "openai",
-        llm_model: str | None = None,
-        llm_base_url: str | None = None,
-        sensitivity: Sensitivity = "balanced",
-        use_case: UseCase = "general",
-        *,
-        llm: LLMCallable | None = None,
-        min_confidence: float = 0.6,
-        agent_id: str | None = None,
-        scope: MemoryScope | None = None,
-        llm_timeout: float = 30.0,
-        llm_max_retries: int = 2,
-        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
-        client: AegisClient | None = None,
-    ) -> None:
-        super().__init__(
-            namespace=namespace, llm_api_key=llm_api_key, llm_provider=llm_provider,
-            llm_model=llm_model, llm_base_url=llm_base_url, llm=llm, llm_timeout=llm_timeout,
-            llm_max_retries=llm_max_retries, sensitivity=sensitivity, use_case=use_case,
-            min_confidence=min_confidence, agent_id=agent_id, scope=scope,
-        )
-        self._owns_client = client is None
-        self._client = client if client is not None else AegisClient(
-            api_key=aegis_api_key, base_url=aegis_base_url, timeout=timeout)
+    _client_class = AegisClient
 
     def _send(self, call: Call[Any]) -> Any:
         return self._client._send(call)
@@ -577,37 +561,7 @@ class AsyncSmartMemory(SmartOps, AsyncDriver):
     """
 
     _client: AsyncAegisClient
-
-    def __init__(
-        self,
-        aegis_api_key: str | None = None,
-        aegis_base_url: str | None = None,
-        namespace: str = "default",
-        llm_api_key: str | None = None,
-        llm_provider: ProviderName = "openai",
-        llm_model: str | None = None,
-        llm_base_url: str | None = None,
-        sensitivity: Sensitivity = "balanced",
-        use_case: UseCase = "general",
-        *,
-        llm: LLMCallable | None = None,
-        min_confidence: float = 0.6,
-        agent_id: str | None = None,
-        scope: MemoryScope | None = None,
-        llm_timeout: float = 30.0,
-        llm_max_retries: int = 2,
-        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
-        client: AsyncAegisClient | None = None,
-    ) -> None:
-        super().__init__(
-            namespace=namespace, llm_api_key=llm_api_key, llm_provider=llm_provider,
-            llm_model=llm_model, llm_base_url=llm_base_url, llm=llm, llm_timeout=llm_timeout,
-            llm_max_retries=llm_max_retries, sensitivity=sensitivity, use_case=use_case,
-            min_confidence=min_confidence, agent_id=agent_id, scope=scope,
-        )
-        self._owns_client = client is None
-        self._client = client if client is not None else AsyncAegisClient(
-            api_key=aegis_api_key, base_url=aegis_base_url, timeout=timeout)
+    _client_class = AsyncAegisClient
 
     async def _send(self, call: Call[Any]) -> Any:
         return await self._client._send(call)
