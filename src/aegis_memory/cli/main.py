@@ -1,6 +1,11 @@
-"""The ``aegis`` command line. This release: ``serve``, ``migrate``, ``version``, ``projects``.
+"""The ``aegis`` command line (Typer + Rich).
 
-The full CLI (config profiles, memory commands, export/import, demo) builds on these.
+This module holds the app, its global options and the server-side commands (``serve``,
+``migrate``, ``projects``, ``version``). Client commands live in one module per area and add
+themselves through ``register(app)``: `config_cmd` (config profiles, status, keys),
+`memory_cmd` (add, query, get, delete, vote, playbook, stats), `transfer` (export, import),
+`tracking` (progress, features), `reindex` and `demo`. What they share - connecting, output,
+exit codes - is in `_common`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from aegis_memory.cli import config_cmd, demo, memory_cmd, reindex, tracking, transfer
+from aegis_memory.cli._common import Connection
+
 if TYPE_CHECKING:
     from aegis_memory.config import Settings
     from aegis_memory.store.postgres.embedded import EmbeddedPostgres
@@ -30,6 +38,25 @@ projects_app = typer.Typer(help="Projects (tenants), managed on the server's own
 app.add_typer(projects_app, name="projects")
 console = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="API key (else AEGIS_API_KEY, else the active config profile).",
+        show_default=False)] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="Server URL (else AEGIS_BASE_URL, else the active config profile, "
+                           "else http://localhost:8000).", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 30.0,
+) -> None:
+    """Aegis Memory: the memory layer for multi-agent systems."""
+    ctx.obj = Connection(api_key=api_key, base_url=base_url, timeout=timeout)
+
+
+for _module in (config_cmd, memory_cmd, transfer, tracking, reindex, demo):
+    _module.register(app)
 
 
 @app.command()
