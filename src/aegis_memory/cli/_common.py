@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import BaseModel
 from rich.console import Console, RenderableType
+from rich.text import Text
 
 from aegis_memory.client.errors import (
     AegisAuthError,
@@ -98,8 +99,11 @@ def connection(ctx: typer.Context) -> Connection:
     return root.obj
 
 
-def make_client(ctx: typer.Context) -> AegisClient:
-    """An `AegisClient` for this invocation; use it as a context manager."""
+def make_client(ctx: typer.Context, as_json: bool = False) -> AegisClient:
+    """An `AegisClient` for this invocation; use it as a context manager.
+
+    ``as_json``: report a malformed URL as a JSON error document too, like other failures.
+    """
     from aegis_memory.client.sync_client import AegisClient
 
     options = connection(ctx)
@@ -107,7 +111,7 @@ def make_client(ctx: typer.Context) -> AegisClient:
         return AegisClient(api_key=options.api_key, base_url=options.base_url,
                            timeout=options.timeout)
     except ValueError as exc:  # a malformed base URL
-        fail(str(exc), EXIT_VALIDATION)
+        fail(str(exc), EXIT_VALIDATION, as_json=as_json)
         raise  # unreachable: fail() raises
 
 
@@ -130,9 +134,10 @@ def fail(message: str, code: int = EXIT_ERROR, *, as_json: bool = False,
     if as_json:
         payload = {"error": {"message": message, "code": error_code, "exit_code": code}}
         console.print_json(json.dumps(payload))
-    err.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Plain text: messages quote user input and server sentences, never Rich markup.
+    err.print(Text.assemble(("Error:", "red"), " ", message), highlight=False, soft_wrap=True)
     if code in FIXES:
-        err.print(FIXES[code], highlight=False, soft_wrap=True)
+        err.print(Text(FIXES[code]), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -16,19 +16,54 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # Typer 0.2x ships its own copy of Click; older releases use Click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from aegis_memory.cli import config_cmd, demo, memory_cmd, reindex, tracking, transfer
-from aegis_memory.cli._common import Connection
+from aegis_memory.cli._common import EXIT_VALIDATION, Connection
 
 if TYPE_CHECKING:
     from aegis_memory.config import Settings
     from aegis_memory.store.postgres.embedded import EmbeddedPostgres
 
+class _AegisGroup(TyperGroup):
+    """The root command group: a usage error (missing argument, ``--top-k abc``) exits 5.
+
+    Click exits 2 for usage errors, but SPEC §8 gives 2 to "cannot connect" and 5 to invalid
+    input; scripts must be able to tell the two apart. Subcommands' contexts are made inside
+    ``invoke``, so catching there covers every command and group.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_errors_are_validation_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors_are_validation_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_are_validation_errors() -> Iterator[None]:
+    try:
+        yield
+    except getattr(click_errors, "NoArgsIsHelpError", ()):
+        raise
+    except click_errors.UsageError as exc:
+        exc.exit_code = EXIT_VALIDATION
+        raise
+
+
 app = typer.Typer(
+    cls=_AegisGroup,
     name="aegis",
     help="Aegis Memory: the memory layer for multi-agent systems.",
     no_args_is_help=True,
