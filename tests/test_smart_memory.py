@@ -488,12 +488,15 @@ def test_async_errors_are_typed_too(sqlite_server: ServerProcess, fake_llm: Fake
 
 
 def test_provider_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_provider("openai") is None  # no key: offline rules
+    assert resolve_provider() is None  # no key anywhere: offline rules
+    assert resolve_provider("openai") is None
     assert resolve_provider("anthropic") is None
     assert resolve_provider("rules", api_key="sk-anything") is None
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    assert isinstance(resolve_provider("openai"), OpenAIProvider)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-env")
+    assert isinstance(resolve_provider(), AnthropicProvider)  # the only key there is
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    assert isinstance(resolve_provider(), OpenAIProvider)  # both: OpenAI
+    assert isinstance(resolve_provider("openai"), OpenAIProvider)
     chosen = resolve_provider("anthropic", model="claude-sonnet-4-5")
     assert isinstance(chosen, AnthropicProvider) and chosen.model == "claude-sonnet-4-5"
     with pytest.raises(ValueError, match="Unknown llm_provider 'gpt'"):

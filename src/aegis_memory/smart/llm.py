@@ -90,9 +90,12 @@ def _provider_message(exc: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+_LABELS = {"openai": "OpenAI", "anthropic": "Anthropic", "openai-compatible": "OpenAI-compatible"}
+
+
 def _translate(exc: Exception, provider: str, module: Any) -> Exception:
     """Our typed error for a failure of the ``openai`` / ``anthropic`` client (same shapes)."""
-    label = provider.capitalize() if provider != "openai-compatible" else "OpenAI-compatible"
+    label = _LABELS.get(provider, provider)
     if isinstance(exc, module.APITimeoutError):
         return LLMTimeoutError(f"{label} did not answer in time ({exc})", provider=provider,
                                code="llm_timeout")
@@ -339,7 +342,7 @@ class CallableProvider(LLMProvider):
 
 
 def resolve_provider(
-    provider: str = "openai",
+    provider: str | None = None,
     *,
     api_key: str | None = None,
     model: str | None = None,
@@ -351,13 +354,18 @@ def resolve_provider(
 ) -> LLMProvider | None:
     """The provider SmartMemory will call, or None for the offline rule extractor.
 
-    Keys fall back to ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``. No key means the rules: a
+    Keys fall back to ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``; with no ``provider`` the one
+    whose key is there is used (OpenAI when both are). No key means the rules: a
     missing key is the normal offline set-up, not an error. ``openai-compatible`` needs a
     ``base_url`` and a model name, but no key (local servers rarely check one).
     """
     env = os.environ if env is None else env
     if llm is not None:
         return CallableProvider(llm)
+    if provider is None:  # whichever key there is; OpenAI first
+        has_anthropic_only = not (api_key or env.get("OPENAI_API_KEY")) and env.get(
+            "ANTHROPIC_API_KEY")
+        provider = "anthropic" if has_anthropic_only else "openai"
     if provider not in PROVIDERS:
         raise ValueError(f"Unknown llm_provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
     if provider == "rules":

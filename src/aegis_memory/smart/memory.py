@@ -204,7 +204,7 @@ class SmartOps:
         aegis_base_url: str | None = None,
         namespace: str = "default",
         llm_api_key: str | None = None,
-        llm_provider: ProviderName = "openai",
+        llm_provider: ProviderName | None = None,
         llm_model: str | None = None,
         llm_base_url: str | None = None,
         sensitivity: Sensitivity = "balanced",
