@@ -160,3 +160,58 @@ def test_smart_memory_with_an_openai_key(readme_server):
     assert out.strip().splitlines() == ["- User prefers dark mode", "openai:gpt-4o-mini"]
     assert fake.calls == 1
     assert "I'm John, a Python developer" in str(fake.requests[0]["json"]["messages"])
+
+
+def bash_snippet(heading: str) -> list[str]:
+    """The commands of the ``bash`` block under ``heading``, comments stripped."""
+    text = README.read_text().split(f"## {heading}\n", 1)[1]
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_command_line_section_runs_as_written(readme_server, tmp_path):
+    """Each line of the README's "Command line" block, in order, against a real server."""
+    import json
+    import shlex
+
+    from aegis_memory import AegisClient
+
+    with AegisClient(api_key="dev-key", base_url=readme_server.base_url) as client:
+        # What the commands refer to: the session and feature of the ACE snippet.
+        client.progress.update(session_id="build-dashboard", completed=["auth", "routing"],
+                               in_progress="api-client",
+                               blocked=[{"item": "payments", "reason": "Waiting for API keys"}])
+        try:
+            client.features.get("checkout")
+        except Exception:
+            client.features.create("checkout", description="Checkout flow")
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "AEGIS_CONFIG_DIR": str(tmp_path),
+           "AEGIS_BASE_URL": readme_server.base_url, "COLUMNS": "120"}
+
+    def aegis(args: list[str], stdin: str = "") -> str:
+        done = subprocess.run([sys.executable, "-m", "aegis_memory.cli.main", *args],
+                              capture_output=True, text=True, env=env, cwd=tmp_path,
+                              input=stdin, timeout=120)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    lines = bash_snippet("Command line")
+    assert lines[0].startswith("aegis demo") and len(lines) >= 10
+    memory_id = None
+    outputs: dict[str, str] = {}
+    for line in lines:
+        args = shlex.split(line)
+        assert args[0] == "aegis"
+        if "<id>" in args:
+            args[args.index("<id>")] = memory_id
+        stdin = "\n\n" if args[1:3] == ["config", "init"] else ""  # accept the defaults
+        outputs[args[1]] = aegis(args[1:], stdin)
+        if args[1] == "add":
+            found = json.loads(aegis(["query", args[2], "--agent-id", "ops", "--json"]))
+            memory_id = found["memories"][0]["id"]
+    assert (tmp_path / "backup.jsonl").exists() and (tmp_path / "config.json").exists()
+    assert "Deploys happen on Tuesdays" in outputs["query"]
+    assert "Act 5/5" in outputs["demo"]
+    with AegisClient(api_key="dev-key", base_url=readme_server.base_url) as client:
+        assert client.get(memory_id).bullet_helpful >= 1
+        assert client.features.get("checkout").status == "complete"
