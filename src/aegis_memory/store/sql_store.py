@@ -919,6 +919,123 @@ class SqlStore:
             conn.execute(insert(t.votes), vote_rows)
         return list(inserted)
 
+    # ------------------------------------------------------------------ re-embedding
+
+    @reads
+    def embedding_model_counts(self, conn: Connection) -> dict[str | None, int]:
+        """How many memories carry vectors of each model (``aegis reindex`` plans with it)."""
+        rows = conn.execute(select(_M.embedding_model, func.count()).group_by(_M.embedding_model))
+        return {model: int(n) for model, n in rows.all()}
+
+    @reads
+    def memories_to_reembed(
+        self, conn: Connection, model: str, after: tuple[str, int] | None, limit: int
+    ) -> list[tuple[str, int, str, str]]:
+        """``(project_id, row_id, content, content_hash)`` of the next ``limit`` memories whose
+        vector is not from ``model``, in (project_id, row_id) order after ``after``.
+
+        That order is an index on both backends (PostgreSQL's primary key, SQLite's tenant
+        row index). The cursor is applied as "the rest of this project, then the projects
+        after it" rather than as one row-value comparison, which SQLite only narrows by
+        project (each batch would rescan the project from its start).
+        """
+        stale = or_(_M.embedding_model.is_(None), _M.embedding_model != model)
+        columns = (_M.project_id, _M.row_id, _M.content, _M.content_hash)
+        rows: list[Any] = []
+        if after is not None:
+            rows = conn.execute(
+                select(*columns)
+                .where(stale, _M.project_id == after[0], _M.row_id > after[1])
+                .order_by(_M.row_id).limit(limit)
+            ).all()
+        if len(rows) < limit:
+            rest = select(*columns).where(stale)
+            if after is not None:
+                rest = rest.where(_M.project_id > after[0])
+            rows += conn.execute(
+                rest.order_by(_M.project_id, _M.row_id).limit(limit - len(rows))).all()
+        return [(r[0], int(r[1]), r[2], r[3]) for r in rows]
+
+    @writes
+    def write_embeddings(
+        self,
+        conn: Connection,
+        rows: Sequence[tuple[str, int, str, bytes]],
+        model: str,
+        meta: dict[str, str],
+    ) -> int:
+        """Store re-embedded vectors ``(project_id, row_id, content_hash, float32 bytes)`` and
+        the ``meta`` entries (the caller's checkpoint) in one transaction; returns how many rows
+        were written.
+
+        A row is written only while its content is still the text that was embedded (a server
+        may have edited or deleted it meanwhile); the change sequence is bumped so an
+        in-process vector index replays the new vectors like any other write.
+        """
+        seq = self._next_seq(conn)
+        stmt = (
+            update(t.memories)
+            .where(
+                _M.project_id == bindparam("b_project_id"),
+                _M.row_id == bindparam("b_row_id"),
+                _M.content_hash == bindparam("b_content_hash"),
+            )
+            .values(embedding=bindparam("b_embedding"), embedding_model=model, change_seq=seq)
+        )
+        written = 0
+        for project_id, row_id, chash, embedding in rows:
+            result = conn.execute(stmt, {
+                "b_project_id": project_id, "b_row_id": row_id, "b_content_hash": chash,
+                "b_embedding": searchable(embedding),
+            })
+            written += result.rowcount
+        self._set_meta_values(conn, meta)
+        return written
+
+    @writes
+    def begin_reembedding(self, conn: Connection, dim: int, meta: dict[str, str]) -> None:
+        """Record the start (or resumption) of a re-embedding and make the vector column able
+        to hold vectors of ``dim`` beside the old ones, in one transaction."""
+        self._prepare_vector_column(conn, dim)
+        self._set_meta_values(conn, meta)
+
+    @writes
+    def finish_reembedding(
+        self, conn: Connection, model: str, dim: int, meta: dict[str, str],
+        drop_meta: Sequence[str],
+    ) -> int:
+        """Switch to ``model`` if every memory is on it: size the vector column for ``dim``,
+        write ``meta`` and remove the ``drop_meta`` keys, atomically. Returns how many memories
+        still carry another model's vector (nothing is changed then)."""
+        self._lock_memories(conn)
+        left = conn.execute(
+            select(func.count()).where(
+                or_(_M.embedding_model.is_(None), _M.embedding_model != model))
+        ).scalar_one()
+        if left:
+            return int(left)
+        self._finish_vector_column(conn, dim)
+        self._set_meta_values(conn, meta)
+        if drop_meta:
+            conn.execute(delete(t.store_meta).where(t.store_meta.c.key.in_(list(drop_meta))))
+        return 0
+
+    def _set_meta_values(self, conn: Connection, meta: dict[str, str]) -> None:
+        for key, value in meta.items():
+            conn.execute(self._upsert(t.store_meta, ["key"], {"key": key, "value": value}))
+
+    # Dialect hooks of re-embedding: SQLite stores vectors as untyped blobs and its write
+    # transactions already exclude every other writer, so there is nothing to do.
+
+    def _prepare_vector_column(self, conn: Connection, dim: int) -> None:
+        """Let the vector column hold vectors of ``dim`` while the old ones are still there."""
+
+    def _finish_vector_column(self, conn: Connection, dim: int) -> None:
+        """Type the vector column for ``dim`` (and its index) once every vector has it."""
+
+    def _lock_memories(self, conn: Connection) -> None:
+        """Keep other writers out of ``memories`` until this transaction ends."""
+
     # ------------------------------------------------------------------ index catch-up
 
     @reads

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aegis_memory.index import SearchFilter
+from aegis_memory.store import tables as t
 from aegis_memory.store.errors import DatabaseUnavailable
 from aegis_memory.store.postgres.search import VectorSearchPlan, search_vectors
 from aegis_memory.store.records import MemoryRecord, NewMemory, VoteRecord
@@ -41,6 +42,13 @@ MIN_PGVECTOR = (0, 8, 0)
 ANALYZE_AFTER_IMPORTED = 2000
 _NEXT_CHANGE = text("SELECT nextval('memory_change_seq')")
 _LAST_CHANGE = text("SELECT last_value FROM memory_change_seq")
+#: The declared size of ``memories.embedding`` (pgvector keeps it as the type modifier; -1 when
+#: the column is an untyped ``vector``).
+_VECTOR_COLUMN_DIM = text(
+    "SELECT atttypmod FROM pg_attribute "
+    "WHERE attrelid = 'memories'::regclass AND attname = 'embedding'"
+)
+_HNSW_INDEX = "ix_memories_embedding_hnsw"
 
 
 def async_url(url: str) -> str:
@@ -231,3 +239,40 @@ class PostgresStore(SqlStore):
         return await self._run(
             False, lambda conn: search_vectors(conn, query, k, flt, self.search_plan)
         )
+
+    # ------------------------------------------------------------------ re-embedding
+
+    def _prepare_vector_column(self, conn: Connection, dim: int) -> None:
+        """While ``aegis reindex`` moves to vectors of another size, the column holds both:
+        it becomes an untyped ``vector`` (HNSW needs one size, so its index goes until the
+        end). Nothing changes when the size stays the same."""
+        typmod = int(conn.execute(_VECTOR_COLUMN_DIM).scalar_one())
+        if typmod == dim:
+            return
+        conn.execute(text(f"DROP INDEX IF EXISTS {_HNSW_INDEX}"))
+        if typmod != -1:
+            conn.execute(text("ALTER TABLE memories ALTER COLUMN embedding TYPE vector"))
+
+    def _finish_vector_column(self, conn: Connection, dim: int) -> None:
+        """``vector(dim)`` and the HNSW index again, as migration 0002 makes them (the index
+        is built from the model's definition in ``tables.py``, with the same parameters)."""
+        typmod = int(conn.execute(_VECTOR_COLUMN_DIM).scalar_one())
+        if typmod != dim:
+            conn.execute(text(f"DROP INDEX IF EXISTS {_HNSW_INDEX}"))
+            conn.execute(text(
+                f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({int(dim)})"))
+        index = next(i for i in t.memories.indexes if i.name == _HNSW_INDEX)
+        index.create(conn, checkfirst=True)
+
+    def _lock_memories(self, conn: Connection) -> None:
+        # SHARE ROW EXCLUSIVE: readers go on, writers (and another switch) wait for the commit,
+        # so no memory of the old model can slip in between the check and the switch.
+        conn.execute(text("LOCK TABLE memories IN SHARE ROW EXCLUSIVE MODE"))
+
+    async def other_aegis_connections(self) -> int:
+        """Sessions of other Aegis processes (running servers) on this database."""
+        async with self._primary.connect() as conn:
+            return int((await conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'aegis-memory-%' AND pid <> pg_backend_pid()"
+            ))).scalar_one())
