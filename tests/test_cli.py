@@ -44,3 +44,17 @@ def test_serve_refuses_default_key_in_production(tmp_path):
                    env={"AEGIS_ENV": "production", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert "AEGIS_ENV=production" in result.stderr and "dev-key" in result.stderr
+
+
+def test_server_side_commands_speak_json(tmp_path):
+    import json
+
+    env = {"PATH": "/usr/bin:/bin", "AEGIS_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    assert json.loads(aegis("version", "--json").stdout) == {"version": __version__}
+    migrated = aegis("migrate", "--json", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["status"] == "up_to_date"
+    created = aegis("projects", "create", "acme", "--json", env=env)
+    assert created.returncode == 0, created.stderr
+    project = json.loads(created.stdout)
+    assert project["project"] == "acme" and len(project["key"]) > 20

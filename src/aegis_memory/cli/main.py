@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from aegis_memory.cli import config_cmd, demo, memory_cmd, reindex, tracking, transfer
-from aegis_memory.cli._common import EXIT_VALIDATION, Connection
+from aegis_memory.cli._common import EXIT_VALIDATION, Connection, JsonFlag, emit
 
 if TYPE_CHECKING:
     from aegis_memory.config import Settings
@@ -95,11 +95,11 @@ for _module in (config_cmd, memory_cmd, transfer, tracking, reindex, demo):
 
 
 @app.command()
-def version() -> None:
+def version(as_json: JsonFlag = False) -> None:
     """Print the installed version."""
     from aegis_memory import __version__
 
-    console.print(f"aegis-memory {__version__}")
+    emit({"version": __version__}, as_json, lambda data: f"aegis-memory {data['version']}")
 
 
 @app.command()
@@ -212,7 +212,7 @@ def _startup_errors() -> Iterator[None]:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(as_json: JsonFlag = False) -> None:
     """Upgrade the configured database (DATABASE_URL, or the SQLite file in AEGIS_DATA_DIR)
     to the newest schema. The server also does this at start; run it as a separate step when
     deploying many replicas."""
@@ -222,9 +222,10 @@ def migrate() -> None:
     settings = Settings()
     with _startup_errors():
         dialect = asyncio.run(migrate_database(settings))
-    console.print(
-        f"Database schema is up to date ({dialect}: {_describe_database(settings)})."
-    )
+    summary = {"status": "up_to_date", "dialect": dialect,
+               "database": _describe_database(settings)}
+    emit(summary, as_json, lambda data: (
+        f"Database schema is up to date ({data['dialect']}: {data['database']})."))
 
 
 @projects_app.command("create")
@@ -233,6 +234,7 @@ def projects_create(
     agent_id: Annotated[
         str | None, typer.Option(help="Bind the first key to this agent instead.")
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create a project and print its first project key (shown once)."""
     from aegis_memory.service.admin import create_project_offline
@@ -242,6 +244,10 @@ def projects_create(
     except Exception as exc:  # surface the reason, not a traceback
         err.print(f"[red]Could not create project:[/red] {exc}")
         raise typer.Exit(1) from exc
+    if as_json:
+        emit({"project": name, "key": key.key, "key_id": key.id, "agent_id": agent_id},
+             True, str)
+        return
     console.print(f"Project [bold]{name}[/bold] created. Its key (shown once):")
     console.print(key.key, soft_wrap=True, highlight=False)
 
