@@ -89,13 +89,13 @@ class ServerProcess:
     def start(self, timeout: float = 90.0) -> ServerProcess:
         env = clean_env(AEGIS_ADMIN_KEY=ADMIN_KEY, LOG_LEVEL="warning", **self.env)
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aegis_memory.cli.main", "serve",
-             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             *self.args],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "aegis_memory.cli.main", "serve",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--data-dir",
+                 str(self.data_dir), *self.args],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
