@@ -4,8 +4,8 @@ This module holds the app, its global options and the server-side commands (``se
 ``migrate``, ``projects``, ``version``). Client commands live in one module per area and add
 themselves through ``register(app)``: `config_cmd` (config profiles, status, keys),
 `memory_cmd` (add, query, get, delete, vote, playbook, stats), `transfer` (export, import),
-`tracking` (progress, features), `reindex` and `demo`. What they share - connecting, output,
-exit codes - is in `_common`.
+`tracking` (progress, features), `reindex`, `demo` and `mcp_cmd` (the MCP server). What
+they share - connecting, output, exit codes - is in `_common`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ try:  # Typer 0.2x ships its own copy of Click; older releases use Click itself
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from aegis_memory.cli import config_cmd, demo, memory_cmd, reindex, tracking, transfer
+from aegis_memory.cli import (
+    config_cmd,
+    demo,
+    mcp_cmd,
+    memory_cmd,
+    reindex,
+    tracking,
+    transfer,
+)
 from aegis_memory.cli._common import EXIT_VALIDATION, Connection, JsonFlag, emit
 
 if TYPE_CHECKING:
@@ -90,7 +98,7 @@ def main(
     ctx.obj = Connection(api_key=api_key, base_url=base_url, timeout=timeout)
 
 
-for _module in (config_cmd, memory_cmd, transfer, tracking, reindex, demo):
+for _module in (config_cmd, memory_cmd, transfer, tracking, reindex, demo, mcp_cmd):
     _module.register(app)
 
 

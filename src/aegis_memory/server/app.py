@@ -106,4 +106,18 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
+    _mount_mcp_if_installed(app)
     return app
+
+
+def _mount_mcp_if_installed(app: FastAPI) -> None:
+    """Serve the MCP endpoint at ``/mcp`` when the ``[mcp]`` extra is installed.
+
+    It speaks streamable HTTP, statelessly (any worker can answer), and authenticates each
+    request with the caller's Aegis key, so scopes and agent keys apply as on the REST API.
+    """
+    try:
+        from aegis_memory.integrations.mcp import mount_mcp
+    except ImportError:  # no [mcp] extra: no /mcp endpoint
+        return
+    mount_mcp(app)
