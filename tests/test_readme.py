@@ -215,3 +215,10 @@ def test_command_line_section_runs_as_written(readme_server, tmp_path):
     with AegisClient(api_key="dev-key", base_url=readme_server.base_url) as client:
         assert client.get(memory_id).bullet_helpful >= 1
         assert client.features.get("checkout").status == "complete"
+
+
+def test_framework_integrations(readme_server, tmp_path):
+    out = run_snippet(readme_server, snippets()["Framework integrations"], cwd=tmp_path)
+    lines = out.strip().splitlines()
+    assert lines[0] == "['Ann is vegetarian']"
+    assert lines[1] == "Ann's standup is at 9:30"
