@@ -25,10 +25,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/aegis serve
 
-## make test: the whole suite against real servers on loopback.
+## make test: the whole suite against real servers on loopback (CrewAI's tests in their own
+## venv, .venv-crewai, because CrewAI pins mcp<2).
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	bash scripts/test-crewai.sh
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
