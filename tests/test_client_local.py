@@ -92,7 +92,8 @@ def fake_server_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     events: list[str] = []
     seen: dict[str, Any] = {}
 
-    def create_app(settings: Any = None, *, configure_logging: bool = True) -> Any:
+    def create_app(settings: Any = None, *, configure_logging: bool = True,
+                   serve_mcp: bool = True) -> Any:
         seen["settings"] = settings
         events.append(f"data_dir={settings.aegis_data_dir}")
         return make_stand_in_app(events)

@@ -75,7 +75,7 @@ def load_local_app(
             )
         overrides["aegis_data_dir"] = Path(path).expanduser()
     settings = Settings(**overrides)
-    return create_app(settings, configure_logging=False), settings.aegis_api_key
+    return create_app(settings, configure_logging=False, serve_mcp=False), settings.aegis_api_key
 
 
 class _Lifespan:

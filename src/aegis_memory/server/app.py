@@ -53,9 +53,13 @@ def _configure_logging(level: str) -> None:
         root.addHandler(handler)
 
 
-def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, configure_logging: bool = True, serve_mcp: bool = True
+) -> FastAPI:
     """Build the app. Embedded use (the SDK's local mode) passes ``configure_logging=False``:
-    a library must leave the host program's logging alone."""
+    a library must leave the host program's logging alone. It also passes ``serve_mcp=False``:
+    an in-process app has no HTTP listener for MCP clients, and importing the ``mcp`` package
+    costs about a second of start-up."""
     settings = settings or Settings()
     if configure_logging:
         _configure_logging(settings.log_level)
@@ -106,7 +110,8 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
-    _mount_mcp_if_installed(app)
+    if serve_mcp:
+        _mount_mcp_if_installed(app)
     return app
 
 
