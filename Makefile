@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench-index bench-engine bench-embed clean
+.PHONY: run test lint bench bench-quick bench-index bench-engine bench-embed clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -34,6 +34,22 @@ test: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
+
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+## make bench: the performance suite at 10k, 100k and 1M memories, and mem0 side by side at
+## 20k (mem0 and torch live in their own venv, .venv-mem0). About an hour the first time:
+## the corpus's embeddings are computed once and cached in benchmarks/.cache/.
+bench: $(VENV)/.installed-bench
+	bash scripts/setup-mem0-venv.sh
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## make bench-quick: the same suite at 2k and 10k memories (mem0 at 2k), a few minutes.
+bench-quick: $(VENV)/.installed-bench
+	bash scripts/setup-mem0-venv.sh
+	$(BIN)/python benchmarks/bench.py --quick $(BENCH_ARGS)
 
 bench-index: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/vector_index_bench.py --json benchmarks/results/vector_index.json

@@ -676,3 +676,97 @@ def test_row_replace_keeps_dataclass_semantics() -> None:
     assert replace(r, namespace="x").namespace == "x"
     with pytest.raises(AttributeError):
         r.label = 2  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- background graph
+
+
+def _populate(index: VectorIndex, oracle: Oracle, n: int, seed: int) -> None:
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    rows = [random_row(rng, label) for label in range(1, n + 1)]
+    vecs = unit(nrng, n)
+    index.upsert(rows, vecs)
+    oracle.upsert(rows, vecs)
+
+
+def _check_against_oracle(index: VectorIndex, oracle: Oracle, seed: int, rounds: int = 60) -> None:
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    for _ in range(rounds):
+        f = random_filter(rng)
+        q = unit(nrng, 1)[0]
+        assert_same(index.search(q, 10, f), oracle.search(q, 10, f))
+
+
+@pytest.mark.parametrize("plan", ["auto", "hnsw"])
+def test_background_rows_are_searchable_before_and_after_the_graph_has_them(plan: str) -> None:
+    index, oracle = make_index(plan, graph="background"), Oracle()
+    index.close()  # no builder: every row stays pending, searched exactly
+    _populate(index, oracle, 600, seed=1)
+    assert index.pending == 600
+    _check_against_oracle(index, oracle, seed=2)
+
+    index._closed = False  # start the builder now
+    assert index.wait_for_graph(timeout=60)
+    assert index.pending == 0
+    _check_against_oracle(index, oracle, seed=3)
+    index.close()
+
+
+def test_background_updates_and_removals_keep_pending_rows_right() -> None:
+    index, oracle = make_index("hnsw", graph="background"), Oracle()
+    _populate(index, oracle, 400, seed=4)
+    assert index.wait_for_graph(timeout=60)
+    index.close()
+    rng, nrng = random.Random(5), np.random.default_rng(5)
+    # New vectors for rows already in the graph: pending again, found by their new vector.
+    moved = [oracle.rows[label] for label in range(1, 401, 7)]
+    new_vecs = unit(nrng, len(moved))
+    index.upsert(moved, new_vecs)
+    oracle.upsert(moved, new_vecs)
+    assert index.pending == len(moved)
+    # The same rows again (identical vectors) change nothing; removing pending rows
+    # takes them out of the count and of the results.
+    index.upsert(moved, new_vecs)
+    assert index.pending == len(moved)
+    gone = [row.label for row in moved[::2]]
+    index.remove(gone)
+    oracle.remove(gone)
+    assert index.pending == len(moved) - len(gone)
+    fresh = [random_row(rng, label) for label in range(1000, 1050)]
+    fresh_vecs = unit(nrng, len(fresh))
+    index.upsert(fresh, fresh_vecs)
+    oracle.upsert(fresh, fresh_vecs)
+    # Each moved row is found by its new vector (a pending row, scored exactly).
+    for row, v in zip(moved[1::2], new_vecs[1::2], strict=True):
+        f = flt(project_id=row.project_id, namespace=row.namespace, apply_visibility=False,
+                include_deprecated=True, now=0.0)
+        assert index.search(v, 1, f)[0][0] == row.label
+    _check_against_oracle(index, oracle, seed=6)
+    index._closed = False
+    assert index.wait_for_graph(timeout=60)
+    _check_against_oracle(index, oracle, seed=7)
+    index.close()
+
+
+@pytest.mark.parametrize("reload_graph", ["background", "sync"])
+def test_snapshot_keeps_pending_rows_pending(tmp_path: Path, reload_graph: str) -> None:
+    index, oracle = make_index(graph="background"), Oracle()
+    _populate(index, oracle, 300, seed=8)
+    assert index.wait_for_graph(timeout=60)
+    index.close()
+    rng, nrng = random.Random(9), np.random.default_rng(9)
+    extra = [random_row(rng, label) for label in range(500, 700)]
+    extra_vecs = unit(nrng, len(extra))
+    index.upsert(extra, extra_vecs)
+    oracle.upsert(extra, extra_vecs)
+    assert index.pending == 200
+    index.save(tmp_path)
+
+    loaded = VectorIndex.load(tmp_path, dim=DIM, model_name="test-model", ef_search=4096,
+                              graph=reload_graph)
+    assert loaded is not None
+    _check_against_oracle(loaded, oracle, seed=10)
+    assert loaded.wait_for_graph(timeout=60)
+    assert loaded.pending == 0
+    _check_against_oracle(loaded, oracle, seed=11)
+    loaded.close()

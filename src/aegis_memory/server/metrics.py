@@ -23,6 +23,11 @@ class Metrics:
         self.index_size = Gauge(
             "aegis_index_vectors", "Live vectors in the vector index.", registry=self.registry
         )
+        self.index_pending = Gauge(
+            "aegis_index_pending_vectors",
+            "Vectors searchable but not yet in the HNSW graph (scored exactly meanwhile).",
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

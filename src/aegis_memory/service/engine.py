@@ -52,7 +52,6 @@ from aegis_memory.store.records import (
     MemoryRecord,
     NewMemory,
     VoteRecord,
-    searchable,
 )
 
 log = logging.getLogger("aegis_memory.service")
@@ -143,6 +142,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     async def close(self) -> None:
         try:
             await self.events.close()
+            self.index.close()
             await self.index.save(force=True)
         finally:
             await self.store.close()
@@ -621,22 +621,10 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                                code="duplicate_ids")
         known = await self.store.existing_ids(ids)
         todo = [m for m in req.memories if m.id not in known]
-        dim = self.embedder.dim
-        # An exported vector is reused when it comes from this model and can be ranked; a
-        # zero or non-finite one is re-embedded from the text instead.
-        reuse = [
-            m.embedding is not None and m.embedding_model == self.embedder.model_name
-            and len(m.embedding) == dim and searchable(
-                np.asarray(m.embedding, dtype=np.float32).tobytes()) is not None
-            for m in todo
-        ]
-        need = [m for m, ok in zip(todo, reuse, strict=True) if not ok]
-        vectors = iter(await self._embed([m.content for m in need])) if need else iter(())
+        vectors, reembedded = await self._import_vectors(todo)
         news: list[NewMemory] = []
         votes: dict[str, list[VoteRecord]] = {}
-        for m, ok in zip(todo, reuse, strict=True):
-            vec = np.asarray(m.embedding if ok else next(vectors), dtype=np.float32)
-            vec = vec / (np.linalg.norm(vec) or 1.0)
+        for m, vec in zip(todo, vectors, strict=True):
             try:
                 scope = choose_scope(m.scope, m.agent_id, m.shared_with_agents or None)
             except InvalidInput as exc:
@@ -652,7 +640,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 updated_at=_epoch(m.updated_at) or created, expires_at=_epoch(m.expires_at),
                 error_pattern=m.error_pattern, derived_from_agents=list(m.derived_from_agents),
                 coordination_metadata=dict(m.coordination_metadata),
-                embedding=vec.astype(np.float32).tobytes(),
+                embedding=vec.tobytes(),
                 embedding_model=self.embedder.model_name,
                 bullet_helpful=m.bullet_helpful, bullet_harmful=m.bullet_harmful,
                 is_deprecated=m.is_deprecated, deprecated_by=m.deprecated_by,
@@ -675,5 +663,38 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             await self.index.catch_up()
         return s.ImportResponse(
             imported=len(inserted), skipped=len(req.memories) - len(inserted),
-            reembedded=len(need), ids=inserted,
+            reembedded=reembedded, ids=inserted,
         )
+
+    async def _import_vectors(
+        self, todo: Sequence[s.ExportedMemory]
+    ) -> tuple[np.ndarray, int]:
+        """Unit vectors for imported memories, one row each (float32), and how many of
+        them were embedded here.
+
+        An exported vector is reused when it comes from this model and can be ranked; a
+        zero or non-finite one is re-embedded from the text instead. Done on whole arrays:
+        per-memory numpy calls were a third of a bulk import's time.
+        """
+        dim = self.embedder.dim
+        out = np.zeros((len(todo), dim), dtype=np.float32)
+        offered = [
+            i for i, m in enumerate(todo)
+            if m.embedding is not None and m.embedding_model == self.embedder.model_name
+            and len(m.embedding) == dim
+        ]
+        ok = np.zeros(len(todo), dtype=np.bool_)
+        if offered:
+            given = np.asarray([todo[i].embedding for i in offered], dtype=np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                norms = np.linalg.norm(given, axis=1)
+            usable = np.isfinite(given).all(axis=1) & np.isfinite(norms) & (norms > 0)
+            rows = np.asarray(offered)[usable]
+            out[rows] = given[usable] / norms[usable, None]
+            ok[rows] = True
+        need = np.flatnonzero(~ok)
+        if len(need):
+            embedded = await self._embed([todo[i].content for i in need])
+            norms = np.linalg.norm(embedded, axis=1)
+            out[need] = embedded / np.where(norms > 0, norms, 1.0)[:, None]
+        return out, len(need)

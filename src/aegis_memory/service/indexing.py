@@ -64,13 +64,15 @@ class IndexSync:
         key = f"{model_name}@{store_id}"
         index: VectorIndex | None = None
         if directory is not None:
-            index = await asyncio.to_thread(VectorIndex.load, directory, dim=dim, model_name=key)
+            index = await asyncio.to_thread(
+                VectorIndex.load, directory, dim=dim, model_name=key, graph="background"
+            )
             if index is not None and index.synced_seq > await store.current_seq():
                 log.warning("vector index is newer than the database; rebuilding it")
                 index = None
         loaded = index is not None
         if index is None:
-            index = VectorIndex(dim, key)
+            index = VectorIndex(dim, key, graph="background")
             index.synced_seq = 0
         sync = cls(store, index, directory)
         started = time.monotonic()
@@ -132,6 +134,15 @@ class IndexSync:
     def vector_count(self) -> int | None:
         return len(self.index)
 
+    @property
+    def pending(self) -> int | None:
+        """Vectors not yet in the HNSW graph (searched exactly until they are)."""
+        return self.index.pending
+
+    def close(self) -> None:
+        """Stop the graph builder; rows still pending are saved as pending."""
+        self.index.close()
+
     def _apply(self, records: list[MemoryRecord]) -> None:
         dim = self.index.dim
         rows: list[IndexedRow] = []
@@ -189,6 +200,13 @@ class DatabaseSearch:
 
     @property
     def vector_count(self) -> int | None:
+        return None
+
+    @property
+    def pending(self) -> int | None:
+        return None
+
+    def close(self) -> None:
         return None
 
 

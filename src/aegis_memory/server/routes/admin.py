@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict
 
 from aegis_memory import schemas as s
 from aegis_memory.server.deps import ServiceDep
+from aegis_memory.server.fast_json import FastJSONRoute
 from aegis_memory.service.admin import create_project
 from aegis_memory.service.errors import NotFound, Unauthorized
 from aegis_memory.service.hashing import same_secret
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=FastJSONRoute)
 _bearer = HTTPBearer(auto_error=False)
 
 

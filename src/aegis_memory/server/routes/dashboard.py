@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from aegis_memory import schemas as s
 from aegis_memory import schemas_progress as sp
 from aegis_memory.server.deps import IdentityDep, ServiceDep
+from aegis_memory.server.fast_json import FastJSONRoute
 from aegis_memory.service.dashboard import _require_project_key
 
-router = APIRouter(prefix="/memories/ace/dashboard", tags=["dashboard"])
+router = APIRouter(prefix="/memories/ace/dashboard", tags=["dashboard"], route_class=FastJSONRoute)
 
 NamespaceParam = Annotated[
     str | None, Query(max_length=s.MAX_IDENT_CHARS, description="One namespace, or all.")

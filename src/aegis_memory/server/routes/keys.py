@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from aegis_memory import schemas as s
 from aegis_memory.server.deps import IdentityDep, ServiceDep
+from aegis_memory.server.fast_json import FastJSONRoute
 
-router = APIRouter(prefix="/keys", tags=["keys"])
+router = APIRouter(prefix="/keys", tags=["keys"], route_class=FastJSONRoute)
 
 
 @router.post("", response_model=s.CreatedApiKey, status_code=201, summary="Create an API key")

@@ -10,8 +10,9 @@ from fastapi.responses import StreamingResponse
 
 from aegis_memory import schemas as s
 from aegis_memory.server.deps import IdentityDep, ServiceDep
+from aegis_memory.server.fast_json import FastJSONRoute
 
-router = APIRouter(prefix="/memories", tags=["memories"])
+router = APIRouter(prefix="/memories", tags=["memories"], route_class=FastJSONRoute)
 
 AgentParam = Annotated[
     str | None, Query(max_length=s.MAX_IDENT_CHARS, description="The agent the call acts as.")

@@ -8,8 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from aegis_memory import __version__
 from aegis_memory import schemas as s
 from aegis_memory.server.errors import error_response
+from aegis_memory.server.fast_json import FastJSONRoute
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=FastJSONRoute)
 
 
 @router.get("/", summary="About this server")
@@ -48,4 +49,5 @@ async def metrics(request: Request) -> Response:
     service = getattr(request.app.state, "service", None)
     if service is not None and service.index.vector_count is not None:
         m.index_size.set(service.index.vector_count)
+        m.index_pending.set(service.index.pending or 0)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

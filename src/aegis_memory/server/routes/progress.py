@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from aegis_memory import schemas_progress as sp
 from aegis_memory.schemas import MAX_IDENT_CHARS
 from aegis_memory.server.deps import IdentityDep, ServiceDep
+from aegis_memory.server.fast_json import FastJSONRoute
 
-router = APIRouter(prefix="/memories/ace", tags=["ace"])
+router = APIRouter(prefix="/memories/ace", tags=["ace"], route_class=FastJSONRoute)
 
 NamespaceParam = Annotated[str, Query(min_length=1, max_length=MAX_IDENT_CHARS)]
 IdentParam = Annotated[str | None, Query(min_length=1, max_length=MAX_IDENT_CHARS)]
