@@ -48,7 +48,7 @@ from aegis_memory.embeddings.local import LocalOnnxEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-EXTRA = 20_000  # memories beyond the largest size, for adds during the timed phases
+EXTRA = 30_000  # memories beyond the largest size, for adds during the timed phases
 
 
 def log(msg: str) -> None:
@@ -97,7 +97,7 @@ def full_phases(
         out["single_add_ms"] = h.single_adds(client, take(args.ops * args.runs + 10),
                                              ops=args.ops, runs=args.runs)
         log("batches of 50")
-        batch_ops = max(20, args.ops // 10)
+        batch_ops = max(1, -(-200 // args.runs)) if args.ops >= 200 else args.ops
         out["batch50_ms"] = h.batch_adds(client, take(50 * (batch_ops * args.runs + 3)),
                                          ops=batch_ops, runs=args.runs)
         log("dedup re-inserts")
@@ -113,9 +113,15 @@ def full_phases(
         log(f"import of {n_embed:,} memories, embeddings computed by the server")
         out["import_computed"] = h.bulk_import(client, take(n_embed), None, batch=250)
     log(f"mixed load: {args.clients} clients for {args.mixed_seconds:.0f} s")
-    out["mixed"] = asyncio.run(h.mixed_load(
-        server.url, queries, list(pool), stored[::97], clients=args.clients,
-        seconds=args.mixed_seconds))
+    rest = list(pool)
+    mixed = h.mixed_load_wrk(server.url, queries, rest, stored[::97], args.workdir_path,
+                             clients=args.clients, seconds=args.mixed_seconds)
+    if mixed is None:
+        log("  wrk is not installed: Python clients instead (they compete for the CPU)")
+        mixed = asyncio.run(h.mixed_load(server.url, queries, rest, stored[::97],
+                                         clients=args.clients, seconds=args.mixed_seconds))
+        mixed["driver"] = "httpx"
+    out["mixed"] = mixed
     out.update({f"after_{k}": v for k, v in server.memory().items()})
     return out
 
@@ -210,6 +216,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        args.workdir_path = workdir
         data_dir = workdir / "aegis"
         h.remove_data(data_dir)
         loaded = 0

@@ -311,6 +311,47 @@ def votes(
     return timed_runs(op, ops=ops, runs=runs)
 
 
+def mixed_load_wrk(
+    url: str, queries: Sequence[Query], fresh: Sequence[Item], stored: Sequence[Item],
+    workdir: Path, *, clients: int = 32, seconds: float = 30.0, read_share: float = 0.8,
+) -> dict[str, Any] | None:
+    """The mixed load driven by ``wrk`` (C, two threads), so that the load generator does
+    not take the CPU the server needs: a Python client spends about as much CPU per
+    request as the server does. ``None`` when wrk is not installed."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    requests = workdir / "mixed-requests.tsv"
+    with requests.open("w", encoding="utf-8") as fh:
+        for q in queries:
+            fh.write(f"read\t/memories/query\t{orjson.dumps(query_body(q)).decode()}\n")
+        for item in fresh:
+            fh.write(f"add\t/memories/add\t{orjson.dumps(add_body(item)).decode()}\n")
+        for item in stored:
+            body = {"vote": "helpful", "voter_agent_id": voter_for(item)}
+            fh.write(f"vote\t/memories/ace/vote/{item.id}\t{orjson.dumps(body).decode()}\n")
+    script = Path(__file__).resolve().parent / "mixed_load.lua"
+    env = {**os.environ, "MIXED_FILE": str(requests), "READ_SHARE": str(read_share),
+           "API_KEY": API_KEY}
+    proc = subprocess.run(
+        [wrk, "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s",
+         str(script), url],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("WRK_JSON "))
+    raw = orjson.loads(line.removeprefix("WRK_JSON "))
+    errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors",
+                                  "status_errors", "timeouts"))
+    elapsed = raw["duration_us"] / 1e6
+    return {"driver": "wrk", "clients": clients, "seconds": elapsed, "ops": raw["requests"],
+            "ops_per_s": raw["requests"] / elapsed, "p50": raw["p50_us"] / 1000,
+            "p95": raw["p95_us"] / 1000, "p99": raw["p99_us"] / 1000,
+            "max": raw["max_us"] / 1000, "n": raw["requests"], "reads": raw["reads"],
+            "adds": raw["adds"], "votes": raw["votes"], "errors": errors,
+            "error_kinds": [k for k in ("connect_errors", "read_errors", "write_errors",
+                                        "status_errors", "timeouts") if raw[k]]}
+
+
 async def mixed_load(
     url: str, queries: Sequence[Query], fresh: Sequence[Item], stored: Sequence[Item],
     *, clients: int = 32, seconds: float = 30.0, read_share: float = 0.8,

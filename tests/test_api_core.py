@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -270,3 +271,34 @@ def test_import_reembeds_a_vector_that_cannot_be_ranked(server: ServerProcess, h
     assert r.json()["imported"] == 1 and r.json()["reembedded"] == 1
     found = query(http, query="where is the staging database", namespace=ns)
     assert found[0]["id"] == row["id"] and 0.3 < found[0]["score"] <= 1.0
+
+
+def test_concurrent_queries_answer_like_sequential_ones(server: ServerProcess, http, ns):
+    """Under load the server moves searches off the event loop (IndexSync.search, busy);
+    answers and their visibility must not change."""
+    items = [{"content": f"Deploy note {i}: service {i % 7} needs flag {i % 5}",
+              "agent_id": f"a{i % 3}", "namespace": ns,
+              "scope": ("agent-private", "global")[i % 2]} for i in range(60)]
+    assert http.post("/memories/add_batch", json={"items": items}).status_code == 200
+    asks = [{"query": f"which flag does service {i % 7} need", "agent_id": f"a{i % 3}",
+             "namespace": ns, "top_k": 5} for i in range(24)]
+
+    def ids(body: dict) -> list[str]:
+        return [m["id"] for m in body["memories"]]
+
+    def visible(ask: dict, body: dict) -> bool:
+        return all(m["scope"] == "global" or m["agent_id"] == ask["agent_id"]
+                   for m in body["memories"])
+
+    sequential = [ids(http.post("/memories/query", json=a).json()) for a in asks]
+    assert all(sequential)
+
+    async def all_at_once() -> list[list[str]]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60,
+                                     headers={"Authorization": "Bearer dev-key"}) as client:
+            answers = await asyncio.gather(*(client.post("/memories/query", json=a)
+                                             for a in asks))
+        assert all(visible(a, r.json()) for a, r in zip(asks, answers, strict=True))
+        return [ids(r.json()) for r in answers]
+
+    assert asyncio.run(all_at_once()) == sequential

@@ -115,6 +115,9 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         self.events = EventWriter(store)
         self.progress = ProgressService(store)
         self._bootstrap_key = settings.aegis_api_key
+        # Text queries between their start and their answer: more than one means requests
+        # are waiting, and a search should leave the event loop to them (see IndexSync.search).
+        self._queries_in_flight = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -327,13 +330,18 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         record_event: bool = True,
     ) -> s.QueryResponse:
         started = time.perf_counter()
-        vector = (await self._embed([query]))[0]
-        return await self.search_vector(
-            identity, vector, agent=agent, query=query, namespace=namespace, user_id=user_id,
-            owners=owners, scope=scope, memory_types=memory_types, top_k=top_k,
-            min_score=min_score, event_type=event_type, min_effectiveness=min_effectiveness,
-            record_event=record_event, started=started,
-        )
+        self._queries_in_flight += 1
+        try:
+            vector = (await self._embed([query]))[0]
+            return await self.search_vector(
+                identity, vector, agent=agent, query=query, namespace=namespace,
+                user_id=user_id, owners=owners, scope=scope, memory_types=memory_types,
+                top_k=top_k, min_score=min_score, event_type=event_type,
+                min_effectiveness=min_effectiveness, record_event=record_event,
+                started=started,
+            )
+        finally:
+            self._queries_in_flight -= 1
 
     async def search_vector(
         self,
@@ -367,7 +375,9 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             owner_agent_ids=owners, scopes=[scope] if scope else None,
             memory_types=memory_types, min_effectiveness=min_effectiveness,
         )
-        hits = await self.index.search_records(vector, top_k, flt)
+        hits = await self.index.search_records(
+            vector, top_k, flt, busy=self._queries_in_flight > 1
+        )
         memories: list[s.Memory] = []
         for m, score in hits:
             if min_score is not None and score < min_score:

@@ -114,19 +114,28 @@ class IndexSync:
             return applied
 
     async def search(
-        self, vector: np.ndarray, k: int, flt: SearchFilter
+        self, vector: np.ndarray, k: int, flt: SearchFilter, *, busy: bool = False
     ) -> list[tuple[int, float]]:
+        """Search the index. ``busy`` says other requests are waiting for the event loop.
+
+        An idle server searches inline: a search is 0.1-10 ms of CPU, and the filtered graph
+        walk calls back into Python for every node it visits, so from a worker thread it
+        fights the event loop for the GIL and took ~2 ms longer
+        (benchmarks/engine_query_bench.py). Under load the event loop itself is the scarce
+        resource: inline searches ran one at a time on one core while the other idled
+        (160 queries/s at 1M memories, benchmarks/bench.py), so busy searches run in worker
+        threads, side by side.
+        """
         await self.catch_up()
-        # Inline on purpose: a search is 0.1-3 ms of CPU, and the filtered graph walk calls back
-        # into Python for every node it visits, so from a worker thread it fights the event
-        # loop for the GIL and took ~2 ms longer (benchmarks/engine_query_bench.py).
+        if busy:
+            return await asyncio.to_thread(self.index.search, vector, k, flt)
         return self.index.search(vector, k, flt)
 
     async def search_records(
-        self, vector: np.ndarray, k: int, flt: SearchFilter
+        self, vector: np.ndarray, k: int, flt: SearchFilter, *, busy: bool = False
     ) -> list[tuple[MemoryRecord, float]]:
         """The hits with their rows, read from the database (the source of truth)."""
-        hits = await self.search(vector, k, flt)
+        hits = await self.search(vector, k, flt, busy=busy)
         rows = await self.store.get_memories_by_row_ids(flt.project_id, [h[0] for h in hits])
         return [(rows[label], score) for label, score in hits if label in rows]
 
@@ -182,12 +191,12 @@ class DatabaseSearch:
         self.store = store
 
     async def search(
-        self, vector: np.ndarray, k: int, flt: SearchFilter
+        self, vector: np.ndarray, k: int, flt: SearchFilter, *, busy: bool = False
     ) -> list[tuple[int, float]]:
         return [(m.row_id, score) for m, score in await self.search_records(vector, k, flt)]
 
     async def search_records(
-        self, vector: np.ndarray, k: int, flt: SearchFilter
+        self, vector: np.ndarray, k: int, flt: SearchFilter, *, busy: bool = False
     ) -> list[tuple[MemoryRecord, float]]:
         """Search and rows in one statement and one transaction."""
         return await self.store.search_vectors(vector, k, flt)  # type: ignore[attr-defined]
