@@ -171,3 +171,29 @@ def plot_growth(report: dict[str, Any], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The targets and per-size tables as Markdown, for docs/guides/performance.md."""
+    lines = ["| Target | Measured | Bound | Status |", "|---|---|---|---|"]
+    for t in report["targets"]:
+        unit = f" {t['unit']}" if t["unit"] else ""
+        lines.append(f"| {t['target']} | {_fmt(t['value'])}{unit} | {t['op']} "
+                     f"{_fmt(t['bound'])}{unit} | {t['status']} |")
+    lines += ["", "| Memories | Import/s (ack.) | Graph done after | HTTP query p50 / p99 ms | "
+              "Engine p50 / p99 ms | Recall@10 | RSS MB | Disk MB |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in report["steps"]:
+        e, q, imp = s["engine_query_ms"], s["http_query_ms"], s["import"]
+        lines.append(
+            f"| {s['size']:,} | {imp['per_s']:,.0f} | {imp.get('graph_wait_seconds', 0):.0f} s | "
+            f"{q['p50']:.2f} / {q['p99']:.2f} | {e['p50']:.2f} / {e['p99']:.2f} | "
+            f"{_fmt(e.get('recall_at_10'))} | {s['rss_mb']:,.0f} | {s['disk_mb']:,.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
