@@ -46,7 +46,7 @@ bench: $(VENV)/.installed-bench
 	bash scripts/setup-mem0-venv.sh
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
-## make bench-quick: the same suite at 2k and 10k memories (mem0 at 2k), a few minutes.
+## make bench-quick: the same suite at 2k and 10k memories (mem0 at 2k), about 9 minutes.
 bench-quick: $(VENV)/.installed-bench
 	bash scripts/setup-mem0-venv.sh
 	$(BIN)/python benchmarks/bench.py --quick $(BENCH_ARGS)
