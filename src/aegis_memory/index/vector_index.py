@@ -302,7 +302,7 @@ class VectorIndex:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             self._wake_builder()
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         return True
 
     def close(self) -> None:
@@ -341,7 +341,7 @@ class VectorIndex:
                 time.sleep(_BUILDER_PAUSE)
             except Exception:  # never let the thread die silently with rows pending
                 log.exception("vector index: graph builder failed; retrying in 1 s")
-                threading.Event().wait(1.0)
+                time.sleep(1.0)
 
     def _build_chunk(self) -> None:
         taken: list[int] = []
