@@ -237,12 +237,10 @@ class VectorIndex:
         attrs.set_rows(slots, rows)
         if self.graph_mode == "background" and changed.any():
             queued = slots[changed]
-            was_queued = ~self._in_graph[queued] & np.array(
-                [not n for n in np.asarray(new)[changed]], dtype=np.bool_
-            ) & old[changed]
-            # A row already pending stays counted once; its newest vector is what the
-            # builder reads.
-            self._n_pending += int(len(queued) - was_queued.sum())
+            # A live row that was already pending stays counted once; its newest vector is
+            # what the builder reads.
+            already_pending = old[changed] & ~self._in_graph[queued]
+            self._n_pending += int(len(queued) - already_pending.sum())
             self._in_graph[queued] = False
             self._queue.extend(queued.tolist())
             self._wake_builder()
