@@ -9,14 +9,16 @@ vectors of the suite's query texts, computed beforehand.
 
 Recall@10 compares each answer with the exact top 10 among the rows the same filter
 allows: the index is switched to its exact plan (brute force over the filter's rows) and the
-same queries are run again.
+same queries are run again. With PostgreSQL (``database_url``) the same is done in the
+database: the store's exact threshold is raised so that every query ranks its rows exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ from aegis_memory.store import open_store
 WARMUP = 20
 
 
-async def _open(data_dir: Path) -> MemoryService:
-    settings = Settings(aegis_data_dir=data_dir, aegis_embedding_cache_size=0)
+async def _open(data_dir: Path, database_url: str | None) -> MemoryService:
+    settings = Settings(aegis_data_dir=data_dir, aegis_embedding_cache_size=0,
+                        database_url=database_url)
     return await MemoryService.open(settings, open_store(settings), LocalOnnxEmbedder())
 
 
@@ -56,11 +59,12 @@ async def _run(
 
 
 async def engine_queries(
-    data_dir: Path, queries: Sequence[Query], vectors: np.ndarray, *, ops: int, runs: int
+    data_dir: Path, queries: Sequence[Query], vectors: np.ndarray, *, ops: int, runs: int,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     """Latency over ``runs`` passes of ``ops`` queries, recall@10 against exact search."""
     started = time.perf_counter()
-    service = await _open(data_dir)
+    service = await _open(data_dir, database_url)
     open_s = time.perf_counter() - started
     try:
         index = getattr(service.index, "index", None)
@@ -72,23 +76,40 @@ async def engine_queries(
             passes.append(percentiles(times))
             answers.extend(got)
         plans = dict(index.stats()) if index is not None else {}
-        recall = None
-        if index is not None:
-            index.plan_mode = "exact"
-            try:
-                _, exact = await _run(service, queries, vectors, WARMUP, ops * runs)
-            finally:
-                index.plan_mode = "auto"
-            hits = [len(set(a) & set(e)) / len(e) for a, e in zip(answers, exact, strict=True)
-                    if e]
-            recall = float(np.mean(hits)) if hits else None
+        with _exact_plan(service):
+            _, exact = await _run(service, queries, vectors, WARMUP, ops * runs)
+        hits = [len(set(a) & set(e)) / len(e) for a, e in zip(answers, exact, strict=True) if e]
+        recall = float(np.mean(hits)) if hits else None
     finally:
         await service.close()
     return {**median_of_runs(passes), "recall_at_10": recall, "plans": plans,
             "open_seconds": open_s}
 
 
+@contextlib.contextmanager
+def _exact_plan(service: MemoryService) -> Iterator[None]:
+    """Exact search for the ground truth: the in-process index's exact plan, or for
+    PostgreSQL the store's exact ranking (threshold above any row count)."""
+    index = getattr(service.index, "index", None)
+    if index is not None:
+        index.plan_mode = "exact"
+        try:
+            yield
+        finally:
+            index.plan_mode = "auto"
+        return
+    plan = service.store.search_plan  # type: ignore[attr-defined]
+    saved = plan.exact_threshold
+    plan.exact_threshold = 10**12
+    try:
+        yield
+    finally:
+        plan.exact_threshold = saved
+
+
 def run_engine_queries(
-    data_dir: Path, queries: Sequence[Query], vectors: np.ndarray, *, ops: int, runs: int
+    data_dir: Path, queries: Sequence[Query], vectors: np.ndarray, *, ops: int, runs: int,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
-    return asyncio.run(engine_queries(data_dir, queries, vectors, ops=ops, runs=runs))
+    return asyncio.run(engine_queries(data_dir, queries, vectors, ops=ops, runs=runs,
+                                      database_url=database_url))

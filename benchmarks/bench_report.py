@@ -80,8 +80,18 @@ TARGETS: list[Target] = [
 ]
 
 
+#: The PostgreSQL backend's line of issue 8 (the other targets are for the embedded default).
+POSTGRES_TARGETS: list[Target] = [
+    Target("PostgreSQL: filtered top-10 over HTTP incl. embedding, p50", "ms", 20, False,
+           lambda r: _last(r)["http_query_ms"]["p50"]),
+    Target("PostgreSQL: filtered top-10, recall@10", "", 0.95, True,
+           lambda r: _last(r)["engine_query_ms"]["recall_at_10"]),
+]
+
+
 def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t.check(report) for t in TARGETS]
+    targets = POSTGRES_TARGETS if report.get("backend") == "postgres" else TARGETS
+    return [t.check(report) for t in targets]
 
 
 def _fmt(value: float | None) -> str:
@@ -165,7 +175,9 @@ def plot_growth(report: dict[str, Any], path: Path) -> Path | None:
            title="bulk import, precomputed embeddings")
     for a in axes:
         a.grid(alpha=0.3)
-    fig.suptitle(f"Aegis Memory, embedded default, {report['machine']['cores']} cores "
+    backend = ("PostgreSQL + pgvector" if report.get("backend") == "postgres"
+               else "embedded default")
+    fig.suptitle(f"Aegis Memory, {backend}, {report['machine']['cores']} cores "
                  f"({report['date']})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -196,4 +208,6 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
+    saved = json.loads(Path(sys.argv[1]).read_text())
+    saved["targets"] = evaluate(saved)
+    print(markdown(saved))
