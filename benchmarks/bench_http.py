@@ -8,6 +8,7 @@ embedding model), started over a fresh data directory.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import shutil
@@ -170,15 +171,28 @@ def add_body(item: Item, *, content: str | None = None) -> dict[str, Any]:
     return body
 
 
-def import_body(items: Sequence[Item], vectors: np.ndarray | None) -> bytes:
-    """An ``/memories/import`` body, in the export format (with embeddings when given)."""
+def import_body(items: Sequence[Item], vectors: np.ndarray | None,
+                encoding: str = "base64") -> bytes:
+    """An ``/memories/import`` body, in the export format (with embeddings when given).
+
+    ``encoding`` is the export format's ``embedding_encoding``: ``base64`` (little-endian
+    float32 bytes, what ``aegis export`` writes) or ``float`` (a JSON list of numbers).
+    """
     memories = []
+    if vectors is not None and encoding == "base64":
+        raw = np.ascontiguousarray(vectors, dtype="<f4")
+        width = raw.shape[1] * 4
+        flat = raw.tobytes()
+        encoded: Sequence[Any] = [base64.b64encode(flat[j * width:(j + 1) * width]).decode()
+                                  for j in range(len(items))]
+    else:
+        encoded = [] if vectors is None else vectors
     for j, item in enumerate(items):
         m = add_body(item)
         m["id"] = item.id
         m["shared_with_agents"] = item.shared_with_agents
         if vectors is not None:
-            m["embedding"] = vectors[j]
+            m["embedding"] = encoded[j]
             m["embedding_model"] = MODEL_NAME
         memories.append(m)
     return orjson.dumps({"memories": memories}, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -208,15 +222,18 @@ def query_body(q: Query, top_k: int = 10) -> dict[str, Any]:
 def bulk_import(
     client: httpx.Client, items: Sequence[Item], vectors: np.ndarray | None,
     *, batch: int = IMPORT_BATCH, progress: Callable[[int], None] | None = None,
+    encoding: str = "base64",
 ) -> dict[str, float]:
-    """Import ``items`` in batches; the next body is encoded while the server works."""
+    """Import ``items`` in batches; the next body is encoded while the server works.
+    ``encoding``: how the embeddings are written (see `import_body`)."""
     start = time.perf_counter()
     encode_s = 0.0
     imported = reembedded = 0
 
     def encode(lo: int) -> bytes:
         hi = min(lo + batch, len(items))
-        return import_body(items[lo:hi], None if vectors is None else vectors[lo:hi])
+        return import_body(items[lo:hi], None if vectors is None else vectors[lo:hi],
+                           encoding)
 
     from concurrent.futures import ThreadPoolExecutor
 

@@ -9,6 +9,7 @@ contract suite — every test that uses the ``server`` fixture — runs against 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -220,3 +221,15 @@ def new_project(server: ServerProcess, name: str | None = None) -> tuple[str, st
                    headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
     assert r.status_code == 201, r.text
     return name, r.json()["key"]
+
+
+def dress_snapshot_as_version_1(index_dir: Path) -> None:
+    """Make a saved vector-index snapshot look like one from before faiss (format 1: an
+    hnswlib graph file), to check that such a snapshot is not used."""
+    meta = json.loads((index_dir / "meta.json").read_text())
+    graph = meta["files"].pop("graph")
+    old_name = graph["name"].replace("graph-", "hnsw-").replace(".faiss", ".bin")
+    (index_dir / graph["name"]).rename(index_dir / old_name)
+    meta["files"]["hnsw"] = {**graph, "name": old_name}
+    meta["format_version"] = 1
+    (index_dir / "meta.json").write_text(json.dumps(meta))

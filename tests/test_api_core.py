@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -12,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import ServerProcess, fresh_database
+from tests.conftest import ServerProcess, dress_snapshot_as_version_1, fresh_database
 
 
 def add(http: httpx.Client, **body) -> dict:
@@ -188,6 +189,44 @@ def test_export_import_roundtrip(server: ServerProcess, backend, http, ns, start
         assert found["memories"][0]["id"] == a["id"]
 
 
+def test_export_import_roundtrip_base64_embeddings(server: ServerProcess, http, ns):
+    """``embedding_encoding: "base64"``: each vector is the base64 of its little-endian
+    float32 bytes; it imports without re-embedding, as does the float form, into the same
+    vector; neither changes any other field."""
+    a = add(http, content="Rotate the signing keys every quarter", agent_id="ops",
+            namespace=ns, scope="global", metadata={"k": "v"})
+    as_float = json.loads(http.post("/memories/export", json={
+        "namespace": ns, "include_embeddings": True}).text)
+    as_b64 = json.loads(http.post("/memories/export", json={
+        "namespace": ns, "include_embeddings": True, "embedding_encoding": "base64"}).text)
+    assert isinstance(as_float["embedding"], list) and isinstance(as_b64["embedding"], str)
+    raw = base64.b64decode(as_b64["embedding"], validate=True)
+    assert np.frombuffer(raw, dtype="<f4").tolist() == as_float["embedding"]
+    assert {k: v for k, v in as_b64.items() if k != "embedding"} == {
+        k: v for k, v in as_float.items() if k != "embedding"}
+    # Without include_embeddings the encoding changes nothing.
+    plain = json.loads(http.post("/memories/export", json={
+        "namespace": ns, "embedding_encoding": "base64"}).text)
+    assert plain["embedding"] is None and plain["embedding_model"] is None
+
+    for row in (as_b64, as_float):
+        assert http.delete(f"/memories/{a['id']}").status_code == 200
+        r = http.post("/memories/import", json={"memories": [row]})
+        assert r.status_code == 200, r.text
+        assert r.json() | {"ids": []} == {"imported": 1, "skipped": 0, "reembedded": 0,
+                                          "ids": []}
+        back = json.loads(http.post("/memories/export", json={
+            "namespace": ns, "include_embeddings": True}).text)
+        assert back["embedding"] == pytest.approx(as_float["embedding"], abs=1e-6)
+        assert {k: v for k, v in back.items() if k != "embedding"} == {
+            k: v for k, v in as_float.items() if k != "embedding"}
+        found = query(http, query="how often are signing keys rotated", namespace=ns)
+        assert found[0]["id"] == a["id"]
+    # Idempotent in either form.
+    r = http.post("/memories/import", json={"memories": [as_b64]})
+    assert r.json()["skipped"] == 1 and r.json()["imported"] == 0
+
+
 def test_filtered_search_fills_top_k_at_one_percent(server: ServerProcess, http, ns):
     """20k memories, one agent owns 1 %: a filtered top-10 returns 10, all that agent's."""
     model = http.post("/memories/export", json={"namespace": "nothing-here"})  # warm path
@@ -254,6 +293,30 @@ def test_restart_keeps_everything(start_server, tmp_path, backend, request):
     with httpx.Client(base_url=third.base_url, headers={"Authorization": "Bearer dev-key"}) as c:
         found = c.post("/memories/query", json={"query": "migration plan", "agent_id": "a"}).json()
         assert {m["id"] for m in found["memories"]} == set(ids)
+
+
+def test_an_old_format_index_snapshot_is_rebuilt_from_the_database(start_server, tmp_path):
+    """A snapshot of format version 1 (the hnswlib graph, float32 vectors) is not used: the
+    server starts, rebuilds the index from the database, and its next save replaces it."""
+    data = tmp_path / "old-index"
+    first = start_server(data)
+    with httpx.Client(base_url=first.base_url, headers={"Authorization": "Bearer dev-key"}) as c:
+        ids = [c.post("/memories/add", json={"content": f"note {i} on the release checklist"}
+                      ).json()["id"] for i in range(4)]
+    first.stop()
+    index_dir = data / "index"
+    meta = json.loads((index_dir / "meta.json").read_text())
+    assert meta["format_version"] == 2
+    dress_snapshot_as_version_1(index_dir)
+
+    second = start_server(data)
+    with httpx.Client(base_url=second.base_url, headers={"Authorization": "Bearer dev-key"}) as c:
+        found = c.post("/memories/query", json={"query": "release checklist", "top_k": 10}).json()
+        assert {m["id"] for m in found["memories"]} == set(ids)
+    second.stop()
+    meta = json.loads((index_dir / "meta.json").read_text())
+    assert meta["format_version"] == 2
+    assert not list(index_dir.glob("hnsw-*.bin"))  # the old graph file is gone
 
 
 def test_import_reembeds_a_vector_that_cannot_be_ranked(server: ServerProcess, http, ns):

@@ -295,7 +295,8 @@ def test_interrupted_reindex_resumes_without_embedding_rows_twice(
     server = start_server(data, **openai_env(fake_openai))
     for text in (texts[0], texts[14], texts[29]):
         hit = top_hit(server, text)
-        assert hit["id"] == ids[text] and hit["score"] == pytest.approx(1.0, abs=1e-5)
+        # SQLite's index scores float16 copies of the vectors: 1 within ~1e-4.
+        assert hit["id"] == ids[text] and hit["score"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_an_unfinished_reindex_can_be_undone_with_the_old_model(

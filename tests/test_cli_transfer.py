@@ -9,12 +9,15 @@ bars on a terminal next to ``--json``) run it as a real process.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -187,7 +190,12 @@ def test_round_trip_with_embeddings_needs_no_reembedding(
                 "--namespace", ns, "--include-embeddings", "--json", tmp_path=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["count"] == len(source)
-    assert all(len(r["embedding"]) > 0 for r in read_jsonl(backup))
+    assert json.loads(out.stdout)["embedding_encoding"] == "base64"
+    # The compact form by default: base64 of the little-endian float32 bytes.
+    by_id = {r["id"]: r["embedding"] for r in source}
+    for row in read_jsonl(backup):
+        vector = np.frombuffer(base64.b64decode(row["embedding"], validate=True), "<f4")
+        assert vector.tolist() == by_id[row["id"]]
 
     target = start_server(tmp_path / "b")
     out = aegis("--base-url", target.base_url, "import", str(backup), "--batch-size", "3",
@@ -203,6 +211,34 @@ def test_round_trip_with_embeddings_needs_no_reembedding(
         # vector that can move the last bit, hence approx for the vector and == for the rest.
         assert after.pop("embedding") == pytest.approx(before.pop("embedding"), abs=1e-6)
         assert after == before
+
+
+def test_float_embeddings_on_request_and_bad_base64_is_caught_before_sending(
+    sqlite_server, ns, tmp_path
+):
+    """``--embedding-encoding float`` writes lists of numbers (for older servers and other
+    tools); a file whose base64 embedding is broken is refused with its line, nothing sent."""
+    with client_for(sqlite_server) as c:
+        c.add("The release train leaves on Thursdays.", agent_id="a", namespace=ns)
+    backup = tmp_path / "floats.jsonl"
+    out = aegis("--base-url", sqlite_server.base_url, "export", "-o", str(backup),
+                "--namespace", ns, "--include-embeddings", "--embedding-encoding", "float",
+                "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    [row] = read_jsonl(backup)
+    assert isinstance(row["embedding"], list) and len(row["embedding"]) > 0
+
+    broken = tmp_path / "broken.jsonl"
+    fresh = {**row, "id": uuid.uuid4().hex, "embedding": "bm90IGZsb2F0cw=="}  # 10 bytes
+    broken.write_text(json.dumps({**row, "id": uuid.uuid4().hex}) + "\n"
+                      + json.dumps(fresh) + "\n", "utf-8")
+    out = aegis("--base-url", sqlite_server.base_url, "import", str(broken), "--json",
+                tmp_path=tmp_path)
+    assert out.returncode == 5, out.stdout + out.stderr
+    [problem] = json.loads(out.stdout)["invalid"]
+    assert problem["line"] == 2 and "embedding" in problem["error"], problem
+    assert "float32" in problem["error"], problem
+    assert len(exported(sqlite_server, ns)) == 1
 
 
 # ----------------------------------------------------------------------------- export

@@ -7,6 +7,7 @@ drift apart.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,56 @@ def test_export_and_import(client: AegisClient, ns: str, tmp_path: Path) -> None
     assert result.imported + result.skipped == 3
     again = client.import_(exported, batch_size=2)
     assert again.imported + again.skipped == 3
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_export_import_embeddings_in_either_encoding(
+    client: AegisClient, ns: str, tmp_path: Path, encoding: str
+) -> None:
+    """The SDK exports embeddings as numbers (the default) or base64 float32 bytes, and
+    imports either without re-embedding; ``export_to`` writes base64 unless told otherwise."""
+    for i in range(3):
+        client.add(f"fact {i} about the deploy pipeline", agent_id="a", namespace=ns)
+    floats = {m.id: m.embedding for m in client.export(namespace=ns, include_embeddings=True)}
+    assert len(floats) == 3 and all(isinstance(v, list) for v in floats.values())
+    kind = str if encoding == "base64" else list
+    items = list(client.export(namespace=ns, include_embeddings=True,
+                               embedding_encoding=encoding))  # type: ignore[arg-type]
+    for m in items:
+        assert isinstance(m.embedding, kind)
+        assert m.embedding_vector() == floats[m.id]
+
+    def delete_all() -> None:
+        for memory_id in floats:
+            assert client.delete(memory_id, agent_id="a") is True
+
+    def assert_restored() -> None:
+        again = {m.id: m.embedding for m in client.export(namespace=ns, include_embeddings=True)}
+        assert again.keys() == floats.keys()
+        for memory_id, vector in again.items():
+            assert vector == pytest.approx(floats[memory_id], abs=1e-6)
+
+    delete_all()
+    result = client.import_(items, batch_size=2)
+    assert (result.imported, result.skipped, result.reembedded) == (3, 0, 0)
+    assert_restored()
+
+    target = tmp_path / "vectors.jsonl"
+    written = client.export_to(target, namespace=ns, include_embeddings=True,
+                               embedding_encoding=None if encoding == "base64" else "float")
+    assert written == 3
+    rows = [json.loads(line) for line in target.read_text("utf-8").splitlines()]
+    assert all(isinstance(r["embedding"], kind) for r in rows)
+    delete_all()
+    result = client.import_from(target)
+    assert (result.imported, result.skipped, result.reembedded) == (3, 0, 0)
+    assert_restored()
+
+
+def test_sdk_refuses_bad_base64_before_sending(client: AegisClient, ns: str) -> None:
+    with pytest.raises(AegisValidationError, match="embedding"):
+        client.import_([{"id": uuid.uuid4().hex, "content": "x", "namespace": ns,
+                         "embedding": "%%% not base64", "embedding_model": "m"}])
 
 
 def test_wrong_key_is_an_auth_error(client: AegisClient) -> None:

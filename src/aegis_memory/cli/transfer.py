@@ -83,6 +83,13 @@ class ExportFormat(StrEnum):
     json = "json"
 
 
+class EmbeddingEncodingChoice(StrEnum):
+    """How ``export --include-embeddings`` writes vectors (the API's ``embedding_encoding``)."""
+
+    base64 = "base64"
+    float = "float"
+
+
 class ImportFormat(StrEnum):
     """What ``import`` reads (``auto``: from the file's first non-space character)."""
 
@@ -280,6 +287,11 @@ def export_command(
         "--include-embeddings",
         help="Include the vectors (and model name) so that an import into a server with the "
              "same model needs no re-embedding. Makes the file much larger.")] = False,
+    embedding_encoding: Annotated[EmbeddingEncodingChoice, typer.Option(
+        "--embedding-encoding", case_sensitive=False,
+        help="With --include-embeddings: base64 (float32 bytes, compact and fast to import) "
+             "or float (lists of numbers, for Aegis versions before base64 and other "
+             "tools).")] = EmbeddingEncodingChoice.base64,
     no_deprecated: Annotated[bool, typer.Option(
         "--no-deprecated", help="Leave deprecated memories out.")] = False,
     as_json: JsonFlag = False,
@@ -307,7 +319,12 @@ def export_command(
                 total = _export_total(client, namespace, include_deprecated)
             stream = client.export(namespace=namespace, agent_id=agent_id, user_id=user_id,
                                    include_embeddings=include_embeddings,
-                                   include_deprecated=include_deprecated)
+                                   include_deprecated=include_deprecated,
+                                   # float is the server's default: not sent, so that
+                                   # servers before the base64 form accept the request.
+                                   embedding_encoding=(
+                                       "base64" if include_embeddings and embedding_encoding
+                                       == EmbeddingEncodingChoice.base64 else None))
             with _progress(disable=to_stdout) as progress:
                 task = progress.add_task("Exporting", total=total, count=0)
                 for memory in stream:
@@ -325,6 +342,7 @@ def export_command(
         "seconds": round(time.monotonic() - started, 3),
         "namespace": namespace,
         "include_embeddings": include_embeddings,
+        "embedding_encoding": embedding_encoding.value if include_embeddings else None,
         "include_deprecated": include_deprecated,
     }
     # Exporting to stdout: the data owns stdout, so the summary goes to stderr.

@@ -55,6 +55,7 @@ from aegis_memory.schemas import (
     DeltaOperation,
     DeltaRequest,
     DeltaResult,
+    EmbeddingEncoding,
     EvalCorrelation,
     EvalMetrics,
     EvalWindow,
@@ -125,6 +126,7 @@ def _export_call(
     user_id: str | None = None,
     include_embeddings: bool = False,
     include_deprecated: bool = True,
+    embedding_encoding: EmbeddingEncoding | None = None,
 ) -> Call[ExportedMemory]:
     """The export request, shared by ``export`` (iterate) and ``export_to`` (write a file)."""
     body = request_body(
@@ -135,6 +137,7 @@ def _export_call(
         format="jsonl",
         include_embeddings=include_embeddings,
         include_deprecated=include_deprecated,
+        embedding_encoding=embedding_encoding,
     )
     return Call("POST", "/memories/export", ExportedMemory.model_validate, json=body)
 
@@ -699,13 +702,17 @@ class ClientOps(ProgressApis):
         user_id: str | None = None,
         include_embeddings: bool = False,
         include_deprecated: bool = True,
+        embedding_encoding: EmbeddingEncoding | None = None,
     ) -> Call[ExportedMemory]:
         """Every memory the key (or ``agent_id``) may see, streamed one at a time.
 
         Streamed so that a large project never has to fit in memory; iterate it (``for`` /
         ``async for``). ``namespace=None`` exports every namespace. Each item has everything
         needed to restore it with `import_` (votes, ACL, timestamps, and optionally the
-        embedding).
+        embedding). ``embedding_encoding="base64"`` sends each embedding as base64 of its
+        little-endian float32 bytes (a quarter of the size, and cheaper to import) instead of
+        a list of numbers (the server's default); ``ExportedMemory.embedding_vector()``
+        reads either form.
         """
         return _export_call(
             namespace=namespace,
@@ -713,6 +720,7 @@ class ClientOps(ProgressApis):
             user_id=user_id,
             include_embeddings=include_embeddings,
             include_deprecated=include_deprecated,
+            embedding_encoding=embedding_encoding,
         )
 
     @operation
@@ -722,8 +730,16 @@ class ClientOps(ProgressApis):
         """Export to a JSON-lines file (the arguments of `export` select what); returns the count.
 
         The file appears only once the export completed, so a failed export never leaves a
-        partial backup behind.
+        partial backup behind. With ``include_embeddings=True`` the vectors are written in
+        the compact ``base64`` encoding unless ``embedding_encoding="float"`` is given (for
+        Aegis versions before the base64 form, or tools that want numbers).
         """
+        encoding = filters.get("embedding_encoding")
+        if filters.get("include_embeddings") and encoding is None:
+            filters = {**filters, "embedding_encoding": "base64"}
+        elif encoding == "float":
+            # The server's default: not sent, so that servers before the base64 form accept it.
+            filters = {**filters, "embedding_encoding": None}
         call = _export_call(**filters)
         with _JsonlFile(path) as out:
             count: int = yield Drain(call, out.write)

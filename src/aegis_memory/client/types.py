@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypedDict
 
-from aegis_memory.schemas import Memory
+from aegis_memory.schemas import EmbeddingEncoding, Memory
 
 __all__ = ["ExportFilters", "QueryResult"]
 
@@ -69,3 +69,4 @@ class ExportFilters(TypedDict, total=False):
     user_id: str | None
     include_embeddings: bool
     include_deprecated: bool
+    embedding_encoding: EmbeddingEncoding | None

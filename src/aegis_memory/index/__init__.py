@@ -5,7 +5,7 @@ Public API::
     from aegis_memory.index import IndexedRow, SearchFilter, VectorIndex
 
     index = VectorIndex(dim=384, model_name="all-MiniLM-L6-v2")
-    index.upsert(rows, vectors)                  # float32 (n, dim), L2-normalised
+    index.upsert(rows, vectors)                  # float32 (n, dim); stored as float16
     hits = index.search(query, k=10, flt=SearchFilter(project_id="p", namespace=None, now=t))
     index.save(directory)                        # atomic
     index = VectorIndex.load(directory, dim=384, model_name=...)  # None -> rebuild from DB

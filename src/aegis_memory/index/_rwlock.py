@@ -1,6 +1,6 @@
 """A small writer-preferring readers/writer lock.
 
-Why not a plain lock: searches spend most of their time inside numpy/hnswlib with the GIL
+Why not a plain lock: searches spend most of their time inside numpy/faiss with the GIL
 released, so on a multi-core machine several searches genuinely run in parallel; a plain
 mutex would serialise them. Writers are preferred so a stream of searches cannot starve
 an upsert forever.

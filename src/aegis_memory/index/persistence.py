@@ -9,8 +9,12 @@ Hence:
   leaves either the old snapshot or the new one, never a mix. Old generations are removed
   only after the commit.
 * ``meta.json`` records the size and SHA-256 of every data file. They are checked *before*
-  hnswlib parses its file, because hnswlib trusts the sizes stored in it and a damaged file
-  could crash the process instead of raising.
+  faiss parses the graph file, because faiss trusts the sizes stored in it and a damaged
+  file could crash the process instead of raising.
+* ``FORMAT_VERSION`` names the layout. Version 2 (faiss HNSW over 8-bit codes, float16
+  vectors, a node -> slot map) replaced version 1 (hnswlib); a snapshot of another version
+  is not used, so the owner rebuilds the index from the database, and the next save removes
+  the old files.
 * Reading never raises for a bad snapshot: it returns ``None`` and logs why.
 """
 
@@ -32,29 +36,30 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "aegis-vector-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "meta.json"
 
-_HNSW = "hnsw-{gen}.bin"
+_GRAPH = "graph-{gen}.faiss"
 _ARRAYS = "attrs-{gen}.npz"
 _TABLES = "strings-{gen}.json"
 _VECTORS = "vectors-{gen}.npy"
-# Files this module owns in the directory (anything else there is left alone).
+# Files this module owns in the directory (anything else there is left alone); hnsw-*.bin
+# is version 1's graph file, removed by the first save over such a snapshot.
 _OWNED = re.compile(
-    r"^(hnsw-[0-9a-f]+\.bin|attrs-[0-9a-f]+\.npz|vectors-[0-9a-f]+\.npy"
+    r"^(graph-[0-9a-f]+\.faiss|hnsw-[0-9a-f]+\.bin|attrs-[0-9a-f]+\.npz|vectors-[0-9a-f]+\.npy"
     r"|strings-[0-9a-f]+\.json|\..*\.tmp)$"
 )
 
 
 @dataclass(slots=True)
 class Snapshot:
-    """A verified snapshot: metadata, attribute arrays, vectors, string tables, HNSW file."""
+    """A verified snapshot: metadata, attribute arrays, vectors, string tables, graph file."""
 
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
     vectors: np.ndarray
     tables: dict[str, list[str]]
-    hnsw_path: Path
+    graph_path: Path
 
 
 def _fsync_file(path: Path) -> None:
@@ -94,9 +99,8 @@ class StagedSnapshot:
     (:meth:`stage`); the slow part - fsync, SHA-256, renames (:meth:`commit`) - runs
     without it, so writers (and the searches queued behind them) wait less.
 
-    The vectors get their own ``.npy`` file although the HNSW file holds them too:
-    hnswlib's ``get_items`` needs ~40 µs a vector (4 s per 100k rows) to read them back,
-    while ``np.load`` reads the file at disk speed.
+    The vectors get their own ``.npy`` file (float16): the graph file holds only their
+    8-bit codes.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -104,7 +108,7 @@ class StagedSnapshot:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.gen = uuid.uuid4().hex
         self.final = {
-            "hnsw": self.directory / _HNSW.format(gen=self.gen),
+            "graph": self.directory / _GRAPH.format(gen=self.gen),
             "arrays": self.directory / _ARRAYS.format(gen=self.gen),
             "vectors": self.directory / _VECTORS.format(gen=self.gen),
             "tables": self.directory / _TABLES.format(gen=self.gen),
@@ -117,11 +121,11 @@ class StagedSnapshot:
         arrays: dict[str, np.ndarray],
         vectors: np.ndarray,
         tables: dict[str, list[str]],
-        write_hnsw: Callable[[Path], None],
+        write_graph: Callable[[Path], None],
     ) -> None:
         """Write the data files under temporary names (the part that needs the lock)."""
         try:
-            write_hnsw(self.temps["hnsw"])
+            write_graph(self.temps["graph"])
             with self.temps["arrays"].open("wb") as fh:
                 np.savez(fh, **arrays)
             with self.temps["vectors"].open("wb") as fh:
@@ -181,11 +185,11 @@ def write_snapshot(
     arrays: dict[str, np.ndarray],
     vectors: np.ndarray,
     tables: dict[str, list[str]],
-    write_hnsw: Callable[[Path], None],
+    write_graph: Callable[[Path], None],
 ) -> None:
     """Stage and commit a snapshot in one go (see :class:`StagedSnapshot`)."""
     staged = StagedSnapshot(directory)
-    staged.stage(arrays, vectors, tables, write_hnsw)
+    staged.stage(arrays, vectors, tables, write_graph)
     staged.commit(meta)
 
 
@@ -220,7 +224,7 @@ def _read_verified(directory: Path, meta_path: Path, *, dim: int, model_name: st
     if meta.get("model_name") != model_name:
         raise _Reject(f"model {meta.get('model_name')!r} != {model_name!r}")
     files = meta.get("files")
-    if not isinstance(files, dict) or set(files) != {"hnsw", "arrays", "vectors", "tables"}:
+    if not isinstance(files, dict) or set(files) != {"graph", "arrays", "vectors", "tables"}:
         raise _Reject("meta.json lists unexpected files")
     paths: dict[str, Path] = {}
     for key, info in files.items():
@@ -244,5 +248,5 @@ def _read_verified(directory: Path, meta_path: Path, *, dim: int, model_name: st
     ):
         raise _Reject("string tables are malformed")
     return Snapshot(
-        meta=meta, arrays=arrays, vectors=vectors, tables=tables, hnsw_path=paths["hnsw"]
+        meta=meta, arrays=arrays, vectors=vectors, tables=tables, graph_path=paths["graph"]
     )

@@ -8,6 +8,7 @@ result. The store persists; the index finds; this module decides.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 import uuid
@@ -20,6 +21,7 @@ import numpy as np
 from aegis_memory import schemas as s
 from aegis_memory.config import DEFAULT_PROJECT, Settings
 from aegis_memory.embeddings import Embedder
+from aegis_memory.index import IndexedRow
 from aegis_memory.service.access import (
     Identity,
     acting_agent,
@@ -43,7 +45,7 @@ from aegis_memory.service.errors import (
 from aegis_memory.service.evaluation import EvalOperations
 from aegis_memory.service.events import EventWriter
 from aegis_memory.service.hashing import content_hash, dedup_key, hash_key, same_secret
-from aegis_memory.service.indexing import DatabaseSearch, IndexSync, Searcher
+from aegis_memory.service.indexing import DatabaseSearch, IndexSync, Searcher, indexed_row
 from aegis_memory.service.keys import issue_key, key_info
 from aegis_memory.service.progress import ProgressService
 from aegis_memory.service.scoring import effectiveness
@@ -608,7 +610,12 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                     ],
                 )
                 if req.include_embeddings and m.embedding is not None:
-                    exported.embedding = np.frombuffer(m.embedding, dtype=np.float32).tolist()
+                    # Stored as little-endian float32 bytes: the base64 form is those bytes.
+                    exported.embedding = (
+                        base64.b64encode(m.embedding).decode("ascii")
+                        if req.embedding_encoding == "base64"
+                        else np.frombuffer(m.embedding, dtype="<f4").tolist()
+                    )
                     exported.embedding_model = m.embedding_model
                 yield exported
 
@@ -664,13 +671,25 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                            updated_at=_epoch(v.created_at) or now)
                 for v in m.votes
             ]
-        inserted = await self.store.import_memories(news, votes, now) if news else []
-        if inserted:
-            await self.store.add_event(_event(
-                identity, "import", namespace=None, agent_id=acting, memory_ids=inserted,
-                now=now, payload={"count": len(inserted)},
-            ))
-            await self.index.catch_up()
+        # The import event is written in the same transaction, naming what was inserted.
+        event = _event(identity, "import", namespace=None, agent_id=acting, memory_ids=[],
+                       now=now, payload={"count": 0})
+        outcome = await self.store.import_memories(news, votes, now, event) if news else None
+        inserted = outcome.ids if outcome is not None else []
+        if outcome is not None and inserted:
+            # The index takes the new rows as built here (their stored values and vectors).
+            # Every vector is a unit vector or, when the model gave nothing usable, zero (stored
+            # as NULL, never searchable).
+            position = {m.id: i for i, m in enumerate(news)}
+            rankable = vectors.any(axis=1)
+            rows: list[IndexedRow] = []
+            keep: list[int] = []
+            for memory_id, row_id in zip(outcome.ids, outcome.row_ids, strict=True):
+                i = position[memory_id]
+                if rankable[i]:
+                    rows.append(indexed_row(news[i], row_id))
+                    keep.append(i)
+            await self.index.add_written(outcome.seq, rows, vectors[keep])
         return s.ImportResponse(
             imported=len(inserted), skipped=len(req.memories) - len(inserted),
             reembedded=reembedded, ids=inserted,
@@ -682,23 +701,53 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         """Unit vectors for imported memories, one row each (float32), and how many of
         them were embedded here.
 
-        An exported vector is reused when it comes from this model and can be ranked; a
-        zero or non-finite one is re-embedded from the text instead. Done on whole arrays:
-        per-memory numpy calls were a third of a bulk import's time.
+        An exported vector is reused when it comes from this model and has its size (a list
+        of numbers, or base64 of float32 bytes, which costs far less to read); one that is
+        zero has no direction and is re-embedded from the text, as is one of another model
+        or size. A vector that would be used but holds NaN or infinity is refused (422): it
+        is corrupt, and nothing of the request is written. Done on whole arrays: per-memory
+        numpy calls were a third of a bulk import's time.
         """
         dim = self.embedder.dim
+        model = self.embedder.model_name
+        width = 4 * dim
         out = np.zeros((len(todo), dim), dtype=np.float32)
-        offered = [
-            i for i, m in enumerate(todo)
-            if m.embedding is not None and m.embedding_model == self.embedder.model_name
-            and len(m.embedding) == dim
-        ]
+        listed: list[int] = []
+        packed: list[int] = []
+        raw: list[bytes] = []
+        for i, m in enumerate(todo):
+            e = m.embedding
+            if e is None or m.embedding_model != model:
+                continue
+            if type(e) is str:
+                data = base64.b64decode(e)  # checked by the schema
+                if len(data) == width:
+                    packed.append(i)
+                    raw.append(data)
+            elif len(e) == dim:
+                listed.append(i)
         ok = np.zeros(len(todo), dtype=np.bool_)
-        if offered:
-            given = np.asarray([todo[i].embedding for i in offered], dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range: infinity, refused below
+            floats = (np.asarray([todo[i].embedding for i in listed], dtype=np.float32)
+                      if listed else None)
+        for offered, given in (
+            (listed, floats),
+            (packed, np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), dim)
+             if packed else None),
+        ):
+            if given is None:
+                continue
+            finite = np.isfinite(given).all(axis=1)
+            if not finite.all():
+                bad = todo[offered[int(np.flatnonzero(~finite)[0])]]
+                raise InvalidInput(
+                    f"Memory '{bad.id}': its embedding contains NaN or infinity. Remove the "
+                    "embedding to have the text embedded again, or export it anew.",
+                    code="invalid_embedding",
+                )
             with np.errstate(over="ignore", invalid="ignore"):
                 norms = np.linalg.norm(given, axis=1)
-            usable = np.isfinite(given).all(axis=1) & np.isfinite(norms) & (norms > 0)
+            usable = np.isfinite(norms) & (norms > 0)
             rows = np.asarray(offered)[usable]
             out[rows] = given[usable] / norms[usable, None]
             ok[rows] = True

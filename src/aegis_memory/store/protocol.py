@@ -17,6 +17,7 @@ from aegis_memory.store.records import (
     DeltaWrite,
     EventRecord,
     FeatureRecord,
+    ImportOutcome,
     InsertOutcome,
     MemoryRecord,
     NewMemory,
@@ -108,8 +109,9 @@ class Store(Protocol):
         self, project_id: str, row_ids: Sequence[int]
     ) -> dict[int, list[VoteRecord]]: ...
     async def import_memories(
-        self, items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float
-    ) -> list[str]: ...
+        self, items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float,
+        event: EventRecord | None = None,
+    ) -> ImportOutcome: ...
 
     async def embedding_model_counts(self) -> dict[str | None, int]: ...
     async def memories_to_reembed(

@@ -82,6 +82,17 @@ class InsertOutcome:
 
 
 @dataclass(slots=True)
+class ImportOutcome:
+    """What one import transaction inserted: public ids and row ids (same order), and the
+    transaction's change number (``seq``), so the in-process index can take the rows as they
+    are instead of reading them back."""
+
+    ids: list[str] = field(default_factory=list)
+    row_ids: list[int] = field(default_factory=list)
+    seq: int = 0
+
+
+@dataclass(slots=True)
 class EventRecord:
     id: str
     project_id: str

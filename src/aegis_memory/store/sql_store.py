@@ -12,6 +12,7 @@ keys' rights: the service decides who may do what and hands the store plain reco
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -42,6 +43,7 @@ from aegis_memory.store.records import (
     DeltaWrite,
     EventRecord,
     FeatureRecord,
+    ImportOutcome,
     InsertOutcome,
     MemoryRecord,
     NewMemory,
@@ -208,6 +210,40 @@ def _memory_values(item: NewMemory, seq: int) -> dict[str, Any]:
     return values
 
 
+#: The columns a bulk import writes, in the order of its prepared rows (`_import_rows`).
+_IMPORT_COLUMNS = tuple(c.name for c in t.memories.c if c.name != "row_id")
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's value as the driver gets it from SQLAlchemy's JSON type
+    (``json.dumps``), with the usual empty values precomputed."""
+    if not value:
+        if isinstance(value, list):
+            return "[]"
+        if isinstance(value, dict):
+            return "{}"
+    return json.dumps(value)
+
+
+def _import_rows(items: Sequence[NewMemory], seq: int) -> list[tuple[Any, ...]]:
+    """Driver parameters for a bulk import, one tuple per memory in `_IMPORT_COLUMNS` order:
+    the values `_memory_values` gives, without SQLAlchemy's per-row, per-column processing
+    (which was most of an import's insert time). Embeddings were checked by the service."""
+    return [
+        (
+            m.id, m.project_id, m.namespace, m.agent_id, m.user_id, m.content, m.content_hash,
+            None if m.is_deprecated else m.dedup_key, m.scope,
+            _json_text(m.shared_with_agents), m.memory_type, _json_text(m.metadata),
+            m.created_at, m.updated_at or m.created_at, m.expires_at, m.bullet_helpful,
+            m.bullet_harmful, m.is_deprecated, m.deprecated_by, m.superseded_by,
+            m.deprecation_reason, m.deprecated_at, m.error_pattern,
+            _json_text(m.derived_from_agents), _json_text(m.coordination_metadata),
+            searchable(m.embedding), m.embedding_model, seq,
+        )
+        for m in items
+    ]
+
+
 #: Public name for backends that build their own queries (the PostgreSQL vector search).
 memory_from_row = _memory_from_row
 
@@ -308,6 +344,25 @@ class SqlStore:
     def _next_seq(self, conn: Connection) -> int:
         """The change number of this write transaction (the index catches up by it)."""
         return int(conn.execute(_NEXT_SEQ).scalar_one())
+
+    def _import_statement(self, conn: Connection) -> str:
+        """The bulk import's INSERT .. ON CONFLICT DO NOTHING as driver SQL, compiled once
+        for this dialect: positional parameters in `_IMPORT_COLUMNS` order, so that rows go
+        to the driver's ``executemany`` as plain tuples."""
+        sql = getattr(self, "_import_sql", None)
+        if sql is None:
+            stmt = self._insert_ignore(t.memories, []).values(
+                {c: bindparam(c, type_=t.memories.c[c].type) for c in _IMPORT_COLUMNS}
+            )
+            # for_executemany: no implicit RETURNING (PostgreSQL adds one for single rows).
+            compiled = stmt.compile(dialect=conn.dialect, for_executemany=True)
+            order = compiled.positiontup
+            if order is None or tuple(order) != _IMPORT_COLUMNS:
+                raise RuntimeError(  # pragma: no cover - a dialect with named parameters
+                    f"bulk import needs positional parameters in column order, got {order}"
+                )
+            sql = self._import_sql = compiled.string
+        return sql
 
     def _insert_memory_statement(self) -> Any:
         """INSERT .. ON CONFLICT (project, dedup key) DO NOTHING RETURNING row_id, built once."""
@@ -881,15 +936,18 @@ class SqlStore:
     def import_memories(
         self,
         conn: Connection,
-        items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float
-    ) -> list[str]:
+        items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float,
+        event: EventRecord | None = None,
+    ) -> ImportOutcome:
         """Insert restored memories (ids kept) and their votes, skipping ids or live
-        duplicates that exist. One multi-row statement: imports are the bulk path."""
+        duplicates that exist, in one transaction: all of it or nothing. ``event`` (its
+        ``memory_ids`` and ``payload["count"]`` set to what was inserted) is written with them
+        when anything was. Imports are the bulk path: one prepared statement for every row,
+        fed plain tuples through the driver's ``executemany``."""
         if not items:
-            return []
+            return ImportOutcome()
         seq = self._next_seq(conn)
-        rows = [_memory_values(item, seq) for item in items]
-        conn.execute(self._insert_ignore(t.memories, []), rows)
+        conn.exec_driver_sql(self._import_statement(conn), _import_rows(items, seq))
         # Rows this transaction inserted carry its sequence number; skipped ones do not.
         inserted = dict(
             conn.execute(
@@ -917,7 +975,12 @@ class SqlStore:
         ]
         if vote_rows:
             conn.execute(insert(t.votes), vote_rows)
-        return list(inserted)
+        ids = [i.id for i in items if i.id in inserted]
+        if event is not None and ids:
+            event.memory_ids = ids
+            event.payload = {**event.payload, "count": len(ids)}
+            self._insert_events(conn, [event])
+        return ImportOutcome(ids=ids, row_ids=[inserted[i] for i in ids], seq=seq)
 
     # ------------------------------------------------------------------ re-embedding
 

@@ -185,9 +185,11 @@ Index(
 #: compares (the full-text GIN index on ``to_tsvector('english', content)``).
 #: The planner's covering partial index (INCLUDE columns, WHERE clause) is left out too:
 #: Alembic does not compare those parts.
-#: So is the GIN index on the share list (its operator class).
+#: So is the GIN index on the share list (its operator class), and the partial index for
+#: searches filtered by user.
 EXPRESSION_INDEXES = frozenset(
-    {"ix_memories_content_fts", "ix_memories_search_filter", "ix_memories_shared_with"}
+    {"ix_memories_content_fts", "ix_memories_search_filter", "ix_memories_shared_with",
+     "ix_memories_user_filter"}
 )
 
 votes = Table(

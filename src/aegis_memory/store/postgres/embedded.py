@@ -201,10 +201,11 @@ class EmbeddedPostgres:
             with contextlib.suppress(EmbeddedPostgresError, subprocess.TimeoutExpired):
                 self._command("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
-    def psql(self, sql: str, database: str = SUPERUSER) -> str:
+    def psql(self, sql: str, database: str = SUPERUSER, *, timeout: float = 120) -> str:
+        """Run ``sql`` with psql; ``timeout`` in seconds (an index build at scale needs more)."""
         return self._command(
             "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url(database),
-            "-c", sql,
+            "-c", sql, timeout=timeout,
         )
 
     def create_database(self, name: str) -> str:

@@ -46,9 +46,11 @@ class VectorSearchPlan:
     #: Up to this many matching rows are ranked exactly (see module docstring).
     exact_threshold: int = 2000
     #: Candidate list size of the HNSW walk; 2k is used when larger, up to pgvector's cap of
-    #: 1000 (iterative scans keep walking past it, so large k still fills). 200 measured
-    #: recall@10 0.97 on the benchmark corpus, 100 gave 0.95 and pgvector's default 40, 0.88.
-    ef_search: int = 200
+    #: 1000 (iterative scans keep walking past it, so large k still fills). At 100k rows 200
+    #: measured recall@10 0.97 on the benchmark corpus (100 gave 0.95, pgvector's default 40
+    #: 0.88); at 1M rows 200 gave 0.940 and 400 gave 0.959, for 13 ms p50 engine-only
+    #: (benchmarks/bench.py --backend postgres).
+    ef_search: int = 400
     #: Upper bound on tuples an iterative scan visits before it gives up (pgvector's default).
     max_scan_tuples: int = 20000
 

@@ -30,7 +30,13 @@ from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
 from aegis_memory.store.errors import DatabaseUnavailable
 from aegis_memory.store.postgres.search import VectorSearchPlan, search_vectors
-from aegis_memory.store.records import MemoryRecord, NewMemory, VoteRecord
+from aegis_memory.store.records import (
+    EventRecord,
+    ImportOutcome,
+    MemoryRecord,
+    NewMemory,
+    VoteRecord,
+)
 from aegis_memory.store.sql_store import SqlStore, _upgrade
 
 R = TypeVar("R")
@@ -202,13 +208,14 @@ class PostgresStore(SqlStore):
     # ------------------------------------------------------------------ bulk loads
 
     async def import_memories(
-        self, items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float
-    ) -> list[str]:
+        self, items: Sequence[NewMemory], votes: dict[str, list[VoteRecord]], now: float,
+        event: EventRecord | None = None,
+    ) -> ImportOutcome:
         """The shared import, then fresh planner statistics once a few thousand rows came in:
         until autovacuum gets round to it, a freshly loaded table looks empty to the planner,
         which then ranks by sorting instead of using the HNSW index (right, but slow)."""
-        inserted = await super().import_memories(items, votes, now)
-        self._imported_since_analyze += len(inserted)
+        inserted = await super().import_memories(items, votes, now, event)
+        self._imported_since_analyze += len(inserted.ids)
         if self._imported_since_analyze >= ANALYZE_AFTER_IMPORTED:
             self._imported_since_analyze = 0
             async with self._primary.connect() as conn:
