@@ -264,7 +264,8 @@ def run_sizes(
             with server.client() as client:
                 log(f"importing {size - loaded:,} memories (precomputed embeddings)")
                 step_import = h.bulk_import(client, items[loaded:size], vectors[loaded:size],
-                                            encoding=args.import_encoding)
+                                            encoding=args.import_encoding,
+                                            in_flight=args.import_in_flight)
                 step_import["embedding_encoding"] = args.import_encoding
             log(f"  {step_import['per_s']:,.0f} memories/s")
             if pg is not None:
@@ -310,6 +311,8 @@ def main() -> None:
     parser.add_argument("--import-encoding", choices=("base64", "float"), default="base64",
                         help="how the bulk import sends embeddings (the export format's "
                              "embedding_encoding)")
+    parser.add_argument("--import-in-flight", type=int, default=2,
+                        help="import requests kept in flight at once (1: one after another)")
     parser.add_argument("--mem0-n", type=int, default=None)
     parser.add_argument("--no-mem0", action="store_true")
     parser.add_argument("--seed", type=int, default=7)

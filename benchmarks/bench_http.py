@@ -222,10 +222,12 @@ def query_body(q: Query, top_k: int = 10) -> dict[str, Any]:
 def bulk_import(
     client: httpx.Client, items: Sequence[Item], vectors: np.ndarray | None,
     *, batch: int = IMPORT_BATCH, progress: Callable[[int], None] | None = None,
-    encoding: str = "base64",
+    encoding: str = "base64", in_flight: int = 1,
 ) -> dict[str, float]:
     """Import ``items`` in batches; the next body is encoded while the server works.
-    ``encoding``: how the embeddings are written (see `import_body`)."""
+    ``encoding``: how the embeddings are written (see `import_body`). ``in_flight`` > 1
+    keeps that many requests going at once (each thread encodes its own body), so that one
+    request's parsing and validation overlap another's database work."""
     start = time.perf_counter()
     encode_s = 0.0
     imported = reembedded = 0
@@ -236,6 +238,21 @@ def bulk_import(
                            encoding)
 
     from concurrent.futures import ThreadPoolExecutor
+
+    if in_flight > 1:
+        def send(lo: int) -> dict[str, Any]:
+            r = client.post("/memories/import", content=encode(lo),
+                            headers={"Content-Type": "application/json"})
+            r.raise_for_status()
+            return r.json()
+
+        with ThreadPoolExecutor(in_flight) as pool:
+            for out in pool.map(send, range(0, len(items), batch)):
+                imported += out["imported"]
+                reembedded += out["reembedded"]
+        elapsed = time.perf_counter() - start
+        return {"memories": len(items), "imported": imported, "reembedded": reembedded,
+                "seconds": elapsed, "per_s": len(items) / elapsed, "in_flight": in_flight}
 
     with ThreadPoolExecutor(1) as pool:
         t0 = time.perf_counter()
