@@ -26,8 +26,9 @@ import re
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -64,13 +65,15 @@ from aegis_memory.cli._common import (
 )
 from aegis_memory.client._core import format_validation_error
 from aegis_memory.client.errors import AegisConnectionError, AegisError
-from aegis_memory.schemas import MAX_IMPORT_BATCH, ExportedMemory
+from aegis_memory.schemas import MAX_IMPORT_BATCH, ExportedMemory, ImportResponse
 
 if TYPE_CHECKING:
     from aegis_memory.client.sync_client import AegisClient
 
 #: How many invalid records are described one by one (all of them are counted).
 MAX_REPORTED_INVALID = 100
+#: Import batches sent at once (see ``_send``).
+IMPORT_IN_FLIGHT = 2
 #: Bytes read at a time from a JSON-array file.
 _CHUNK = 1 << 16
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
@@ -622,31 +625,48 @@ def _send(client: AegisClient, reader: _RecordReader, *, batch_size: int,
     """Pass two: re-read the (already validated) file and import it batch by batch.
 
     One ``import_`` call per batch rather than one for the whole stream, so that the bar moves
-    when the server has *stored* a batch, not when the SDK has merely read it.
+    when the server has *stored* a batch, not when the SDK has merely read it. Two batches are
+    in flight at once: while the server writes one to its database, it parses and validates
+    the next (at 1M memories the suite measured 5,724 memories/s that way against 4,618 one
+    batch at a time, docs/guides/performance.md). Batches are independent and the import is
+    idempotent, so their order does not matter.
     """
     task = progress.add_task("Importing", total=total, count=0)
     seen: dict[str, int] = {}
     batch: list[ExportedMemory] = []
+    in_flight: deque[tuple[Future[ImportResponse], int]] = deque()
 
-    def flush() -> None:
-        response = client.import_(batch, agent_id=agent_id, batch_size=len(batch))
+    def collect() -> None:
+        future, size = in_flight.popleft()
+        response = future.result()
         sent.imported += response.imported
         sent.skipped += response.skipped
         sent.reembedded += response.reembedded
         sent.batches += 1
-        sent.sent += len(batch)
-        batch.clear()
+        sent.sent += size
         progress.update(task, completed=sent.sent, count=sent.sent)
 
-    for record in reader:
-        result = _validate(record, seen)
-        if isinstance(result, str):  # the file changed since it was checked
-            raise _FileChanged(f"line {record.line}: {result}")
-        batch.append(result)
-        if len(batch) >= batch_size:
+    with ThreadPoolExecutor(IMPORT_IN_FLIGHT, thread_name_prefix="aegis-import") as pool:
+
+        def flush() -> None:
+            if len(in_flight) >= IMPORT_IN_FLIGHT:
+                collect()
+            chunk = list(batch)
+            batch.clear()
+            in_flight.append((pool.submit(client.import_, chunk, agent_id=agent_id,
+                                          batch_size=len(chunk)), len(chunk)))
+
+        for record in reader:
+            result = _validate(record, seen)
+            if isinstance(result, str):  # the file changed since it was checked
+                raise _FileChanged(f"line {record.line}: {result}")
+            batch.append(result)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+        while in_flight:
+            collect()
 
 
 class _FileChanged(Exception):
