@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench bench-quick bench-index bench-engine bench-embed clean
+.PHONY: run test lint bench bench-quick bench-quality bench-index bench-engine bench-embed clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -50,6 +50,12 @@ bench: $(VENV)/.installed-bench
 bench-quick: $(VENV)/.installed-bench
 	bash scripts/setup-mem0-venv.sh
 	$(BIN)/python benchmarks/bench.py --quick $(BENCH_ARGS)
+
+## make bench-quality: retrieval quality on LoCoMo (../shared/data/locomo): recall@5/10/20 and
+## MRR per search mode and category, ingest rate, query p50/p95, a pass/fail line per target of
+## issue 9. A few minutes; BENCH_ARGS="--conversations 1" for a quick look.
+bench-quality: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/locomo_recall.py $(BENCH_ARGS)
 
 bench-index: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/vector_index_bench.py --json benchmarks/results/vector_index.json

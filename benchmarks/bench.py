@@ -134,7 +134,8 @@ def measure_size(
     server: h.Server, size: int, items: list[Item], queries: list[Query], qvecs: np.ndarray,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Queries over HTTP, memory and disk at this size (server running).
+    """Queries over HTTP (the default hybrid mode, and vector only), memory and disk at this
+    size (server running).
 
     With PostgreSQL one untimed pass over the query set comes first: a restarted database
     serves its first queries from disk into ``shared_buffers`` (at 1M memories p50 33 ms
@@ -143,8 +144,9 @@ def measure_size(
         if args.backend == "postgres":
             h.http_queries(client, queries, ops=len(queries), runs=1)
         query = h.http_queries(client, queries, ops=args.ops, runs=args.runs)
-    return {"size": size, "http_query_ms": query, **server.memory(),
-            "disk_mb": server.disk_mb()}
+        vector = h.http_queries(client, queries, ops=args.ops, runs=args.runs, mode="vector")
+    return {"size": size, "http_query_ms": query, "http_vector_query_ms": vector,
+            **server.memory(), "disk_mb": server.disk_mb()}
 
 
 def full_phases(
@@ -283,7 +285,8 @@ def run_sizes(
             step["import"] = step_import
             if pg is not None:
                 step["database_mb"] = pg.describe()["database_mb"]
-            log(f"  HTTP query p50 {step['http_query_ms']['p50']:.2f} ms, "
+            log(f"  HTTP query p50 {step['http_query_ms']['p50']:.2f} ms (hybrid, the default), "
+                f"{step['http_vector_query_ms']['p50']:.2f} ms (vector), "
                 f"RSS {step['rss_mb']:,.0f} MB")
             if size == sizes[-1] and not args.skip_full_phases:
                 step.update(full_phases(server, items[:size], items[max(sizes):], queries, args))

@@ -208,9 +208,12 @@ def voter_for(item: Item) -> str:
     return item.agent_id
 
 
-def query_body(q: Query, top_k: int = 10) -> dict[str, Any]:
+def query_body(q: Query, top_k: int = 10, mode: str | None = None) -> dict[str, Any]:
+    """A query as the API takes it; ``mode`` None leaves the server's default (hybrid)."""
     body: dict[str, Any] = {"query": q.text, "agent_id": q.agent_id, "namespace": q.namespace,
                             "top_k": top_k}
+    if mode is not None:
+        body["mode"] = mode
     if q.user_id:
         body["user_id"] = q.user_id
     return body
@@ -278,11 +281,11 @@ def bulk_import(
 
 def http_queries(
     client: httpx.Client, queries: Sequence[Query], *, ops: int, runs: int,
-    path: str = "/memories/query", cross_agent: bool = False,
+    path: str = "/memories/query", cross_agent: bool = False, mode: str | None = None,
 ) -> dict[str, float]:
     def op(i: int) -> None:
         q = queries[i % len(queries)]
-        body = query_body(q)
+        body = query_body(q, mode=mode)
         if cross_agent:
             body["requesting_agent_id"] = body.pop("agent_id")
         r = client.post(path, json=body)

@@ -52,6 +52,8 @@ TARGETS: list[Target] = [
            lambda r: _last(r)["engine_query_ms"]["recall_at_10"]),
     Target("filtered top-10 over HTTP incl. embedding, p50", "ms", 15, False,
            lambda r: _last(r)["http_query_ms"]["p50"]),
+    Target("the same, vector mode only, p50", "ms", 15, False,
+           lambda r: _last(r).get("http_vector_query_ms", {}).get("p50", float("nan"))),
     Target("single add over HTTP incl. embedding, p50", "ms", 15, False,
            lambda r: _last(r)["single_add_ms"]["p50"]),
     Target("batch of 50 over HTTP incl. embedding, p50", "ms", 200, False,
@@ -158,7 +160,7 @@ def plot_growth(report: dict[str, Any], path: Path) -> Path | None:
     sizes = [s["size"] for s in steps]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     ax = axes[0]
-    for key, label in (("http_query_ms", "HTTP, incl. embedding"),
+    for key, label in (("http_query_ms", "HTTP hybrid, incl. embedding"),
                        ("engine_query_ms", "engine only")):
         for pct, style in (("p50", "-o"), ("p99", "--o")):
             ax.plot(sizes, [s[key][pct] for s in steps], style, label=f"{label} {pct}")

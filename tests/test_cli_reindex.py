@@ -147,7 +147,8 @@ def add_all(server: ServerProcess, texts: list[str], key: str = "dev-key") -> li
 
 def top_hit(server: ServerProcess, query: str, key: str = "dev-key") -> dict[str, Any]:
     with client(server, key) as c:
-        r = c.post("/memories/query", json={"query": query, "top_k": 3})
+        # Vector mode: these tests check the embeddings themselves (score = cosine).
+        r = c.post("/memories/query", json={"query": query, "top_k": 3, "mode": "vector"})
         assert r.status_code == 200, r.text
         return r.json()["memories"][0]
 

@@ -34,7 +34,7 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert version == "0004"
+        assert version == "0005"
         sql = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'memories'").fetchone()[0]
         assert "AUTOINCREMENT" in sql  # row ids are index labels: never reused
@@ -71,3 +71,44 @@ def test_upgrade_keeps_votes_made_before_tenant_keys(tmp_path):
         # The vote follows its memory out (ON DELETE CASCADE through the tenant key).
         conn.execute("DELETE FROM memories WHERE id = 'm1'")
         assert conn.execute("SELECT count(*) FROM votes").fetchone()[0] == 0
+
+
+def test_fulltext_index_covers_rows_written_before_it_and_follows_every_change(tmp_path):
+    """Revision 0005 indexes the memories a database already has, and its triggers keep the
+    FTS5 index in step with inserts, content updates and deletes."""
+    from alembic import command
+    from alembic.config import Config
+
+    from aegis_memory.store.sql_store import MIGRATIONS_DIR
+
+    path = tmp_path / "old.db"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(cfg, "0004")
+    insert = (
+        "INSERT INTO memories (id, project_id, namespace, content, content_hash, dedup_key, "
+        "scope, shared_with_agents, memory_type, meta, created_at, updated_at, "
+        "derived_from_agents, coordination_metadata, change_seq) VALUES (?, 'p1', 'default', "
+        "?, ?, ?, 'global', '[]', 'standard', '{}', 0, 0, '[]', '{}', 1)")
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO projects VALUES ('p1', 0)")
+        conn.execute(insert, ("m1", "The deploy pipeline paints dashboards", "h1", "d1"))
+    _migrate(str(path))
+
+    def matching(conn: sqlite3.Connection, word: str) -> list[str]:
+        return [r[0] for r in conn.execute(
+            "SELECT m.id FROM memories_fts JOIN memories m ON m.row_id = memories_fts.rowid "
+            "WHERE memories_fts MATCH ? ORDER BY m.id", (word,))]
+
+    with sqlite3.connect(path) as conn:
+        assert matching(conn, "painting") == ["m1"]  # the old row, stemmed
+        conn.execute(insert, ("m2", "Painted fences", "h2", "d2"))
+        assert matching(conn, "paint") == ["m1", "m2"]
+        conn.execute("UPDATE memories SET content = 'Deploys run nightly' WHERE id = 'm1'")
+        assert matching(conn, "paint") == ["m2"]
+        assert matching(conn, "nightly") == ["m1"]
+        conn.execute("DELETE FROM memories WHERE id = 'm2'")
+        assert matching(conn, "paint") == []
+        # FTS5's own check raises when the index and the table disagree.
+        conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")

@@ -51,7 +51,7 @@ from aegis_memory.service.scoring import effectiveness
 from aegis_memory.store.postgres import search as pg_search
 from aegis_memory.store.postgres.search import VectorSearchPlan
 from aegis_memory.store.postgres.store import PostgresStore
-from aegis_memory.store.records import MemoryRecord, NewMemory
+from aegis_memory.store.records import TEXT_SCORE_ROWS, MemoryRecord, NewMemory
 from aegis_memory.store.sqlite import SQLiteStore
 from tests.conftest import BACKENDS, fresh_database
 
@@ -776,3 +776,117 @@ async def test_postgres_searches_run_custom_plans_on_the_right_index(
     _, ran = await search_explained(b, plans, cluster_samples(np.random.default_rng(17), 1)[0],
                                     10, BROAD)
     assert ran[0].generic
+
+
+# --------------------------------------------------------------------------- hybrid search
+#
+# The full-text leg and the stream neighbours of hybrid search run in the database, with the
+# same filter clauses as pgvector's search (``store/sql_filters.py``), on both backends. The
+# corpus's contents are "memory <i>": every row matches the word "memory", and the number
+# ``i`` finds exactly one row.
+
+HYBRID_FILTERS_PER_FAMILY = 4
+
+
+def _content_row(b: Backend) -> dict[str, MemoryRecord]:
+    """The stored record of each content (contents are unique)."""
+    return {m.content: m for m in b.oracle.records}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_text_search_contract(backend: Backend, family: str) -> None:
+    """``search_text`` returns only rows the filter allows, never under-returns, ranks best
+    first with scores in [0, 1] and hands over the top rows' stored vectors; the number words
+    find exactly the allowed rows that contain them."""
+    b = backend
+    rng = np.random.default_rng(zlib.crc32(f"text/{family}".encode()))
+    by_content = _content_row(b)
+    for _ in range(HYBRID_FILTERS_PER_FAMILY):
+        flt = make_filter(rng, family)
+        allowed = {int(b.oracle.labels[i]) for i in b.oracle.matching(flt)}
+        where = f"{b.name}: {flt}"
+        for k in (1, 50):
+            found = await b.store.search_text(flt, ["memory"], k)
+            assert len(found.top) == len(set(found.top)) == min(k, len(allowed)), where
+            assert set(found.top) <= allowed and set(found.scores) <= allowed, where
+            assert len(found.scores) == min(max(k, TEXT_SCORE_ROWS), len(allowed)), where
+            assert found.top == list(found.scores)[:k], where
+            listed = list(found.scores.values())
+            assert listed == sorted(listed, reverse=True), where
+            assert all(0.0 <= s <= 1.0 for s in listed), where
+            assert found.links == {}, where  # no neighbours were asked for
+            assert set(found.vectors) == set(found.top), where
+            for row, vector in found.vectors.items():
+                assert vector == b.oracle.records[b.oracle.position[row]].embedding, where
+        picked = rng.choice(N_ROWS, 30, replace=False)
+        terms = [str(int(i)) for i in picked]
+        wanted = {by_content[f"memory {i}"].row_id for i in terms} & allowed
+        found = await b.store.search_text(flt, terms, 50)
+        assert set(found.top) == set(found.scores) == wanted, where
+        assert all(s > 0.0 for s in found.scores.values()), where
+    empty = await b.store.search_text(make_filter(rng, family), [], 10)
+    assert (empty.top, empty.scores, empty.links) == ([], {}, {})
+
+
+def _stream(b: Backend, anchor: int) -> list[int]:
+    """The row ids of ``anchor``'s stream (same project, namespace and agent), in order."""
+    row = b.oracle.rows[b.oracle.position[anchor]]
+    return sorted(
+        r.label for r in b.oracle.rows
+        if (r.project_id, r.namespace, r.agent_id) == (row.project_id, row.namespace,
+                                                       row.agent_id)
+    )
+
+
+def _check_link(b: Backend, flt: SearchFilter, anchor: int, link: int | None, before: bool,
+                where: str) -> None:
+    """A link is in the anchor's stream, on the right side, allowed by the filter, and no row
+    the filter allows lies between the two (it is the nearest allowed one)."""
+    if link is None:
+        return
+    if b.oracle.rows[b.oracle.position[anchor]].agent_id is None:
+        raise AssertionError(f"a memory without agent has no stream: {anchor} ({where})")
+    stream = _stream(b, anchor)
+    assert link in stream, where
+    assert (link < anchor) if before else (link > anchor), where
+    assert row_matches(b.oracle.rows[b.oracle.position[link]], flt), where
+    low, high = sorted((link, anchor))
+    between = [r for r in stream if low < r < high
+               and row_matches(b.oracle.rows[b.oracle.position[r]], flt)]
+    assert between == [], f"{anchor} linked to {link} past allowed rows {between} ({where})"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_stream_neighbours_contract(backend: Backend, family: str) -> None:
+    """``search_text(..., neighbours_of=rows)`` links each row (and each top text match) only
+    to rows of its stream that the filter allows, the nearest such on each side: a row the
+    searching agent may not see is never linked; rows of another project are never linked
+    nor read; the vectors handed over are the stored ones. (Whether a hidden nearest row
+    leaves a gap or is skipped is checked over HTTP, in tests/test_hybrid_search.py.)"""
+    b = backend
+    rng = np.random.default_rng(zlib.crc32(f"neighbours/{family}".encode()))
+    by_content = _content_row(b)
+    linked_anywhere = 0
+    for _ in range(HYBRID_FILTERS_PER_FAMILY):
+        flt = make_filter(rng, family)
+        where = f"{b.name}: {flt}"
+        allowed = [int(b.oracle.labels[i]) for i in b.oracle.matching(flt)]
+        anchors = [int(a) for a in rng.choice(allowed, min(25, len(allowed)), replace=False)]
+        foreign = [m.row_id for m in b.oracle.records if m.project_id != flt.project_id][:5]
+        # The text leg's top rows are linked too: words that find a few rows.
+        words = [m.content.split()[1] for m in b.oracle.records[:40]]
+        found = await b.store.search_text(flt, words, 3, neighbours_of=anchors + foreign)
+        assert set(found.top) <= {by_content[f"memory {w}"].row_id for w in words}
+        assert set(found.links) == {*anchors, *found.top}, where  # never a foreign row
+        for anchor, (prev, next_) in found.links.items():
+            _check_link(b, flt, anchor, prev, True, where)
+            _check_link(b, flt, anchor, next_, False, where)
+        linked = {n for pair in found.links.values() for n in pair if n is not None}
+        linked_anywhere += len(linked)
+        assert set(found.vectors) == set(found.top) | (linked - set(anchors)), where
+        for row, vector in found.vectors.items():
+            assert vector == b.oracle.records[b.oracle.position[row]].embedding, where
+        only_links = await b.store.search_text(flt, [], 10, neighbours_of=anchors)
+        assert only_links.links == {a: found.links[a] for a in anchors}, where
+    if family not in ("nothing-matches", "owners", "combined"):  # those leave few or none
+        assert linked_anywhere > 0  # the checks above had links to check

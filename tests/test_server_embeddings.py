@@ -29,7 +29,8 @@ def test_openai_provider_end_to_end_and_model_guard(start_server, tmp_path, fake
                       timeout=60) as c:
         ids = [c.post("/memories/add", json={"content": text}).json()["id"]
                for text in ("alpha release notes", "beta rollout plan", "gamma incident log")]
-        found = c.post("/memories/query", json={"query": "beta rollout plan"}).json()["memories"]
+        found = c.post("/memories/query", json={"query": "beta rollout plan", "mode": "vector"}
+                       ).json()["memories"]
         assert found[0]["id"] == ids[1] and found[0]["score"] == pytest.approx(1.0, abs=1e-5)
         exported = c.post("/memories/export", json={"include_embeddings": True}).text
         assert '"embedding_model":"text-embedding-3-small"' in exported

@@ -140,6 +140,10 @@ class Memory(_Response):
     score: float | None = None
 
 
+#: How a query ranks memories (see ``aegis_memory.index.fusion``).
+SearchMode = Literal["hybrid", "vector", "text"]
+
+
 class _SearchFields(_Request):
     """What every semantic search takes (query and cross-agent query)."""
 
@@ -151,6 +155,23 @@ class _SearchFields(_Request):
     memory_types: list[MemoryType] | None = None
     target_agent_ids: list[Ident] | None = Field(
         default=None, description="Only memories owned by these agents."
+    )
+    mode: SearchMode = Field(
+        default="hybrid",
+        description=(
+            "How memories are ranked: 'hybrid' (meaning and shared words, the default), "
+            "'vector' (meaning only: score is the cosine similarity) or 'text' (shared "
+            "words only: full-text relevance)."
+        ),
+    )
+    neighbour_weight: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description=(
+            "Hybrid mode: how much a memory's score is raised by its best-scoring neighbour "
+            "(the memory its agent wrote just before or after it in the namespace, such as "
+            "the next turn of a conversation). 0 turns it off; unset means the server's "
+            "default (0.25)."
+        ),
     )
 
 

@@ -36,13 +36,14 @@ from aegis_memory.cli._common import (
     truncate,
 )
 from aegis_memory.client.errors import AegisValidationError
-from aegis_memory.schemas import MemoryScope, MemoryType, VoteKind
+from aegis_memory.schemas import MemoryScope, MemoryType, SearchMode, VoteKind
 
 if TYPE_CHECKING:
     from aegis_memory.schemas import DashboardStats, Memory, PlaybookEntry
 
 SCOPES: tuple[str, ...] = get_args(MemoryScope)
 MEMORY_TYPES: tuple[str, ...] = get_args(MemoryType)
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 VOTES: tuple[str, ...] = get_args(VoteKind)
 
 #: Characters of content shown per row of a wide result table: enough to recognise a memory,
@@ -281,17 +282,24 @@ def query(
     top_k: Annotated[int, typer.Option(
         "--top-k", "-k", metavar="N", help="How many results.")] = 10,
     min_score: Annotated[float | None, typer.Option(
-        "--min-score", metavar="SCORE", help="Drop results below this similarity (-1..1).",
+        "--min-score", metavar="SCORE",
+        help="Drop results scoring below this (the mode's score: 0..1, cosine -1..1 for vector).",
         show_default=False)] = None,
     memory_types: TypesOpt = None,
+    mode: Annotated[str | None, typer.Option(
+        "--mode", metavar="MODE",
+        help=f"Ranking: {', '.join(SEARCH_MODES)} (the server's default: hybrid, meaning and "
+             "shared words).", show_default=False)] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Semantic search over the memories the agent may see, best match first."""
+    """Search the memories the agent may see, best match first."""
     types = _choices(memory_types, MEMORY_TYPES, "--type", as_json)
+    search_mode = None if mode is None else _choice(mode, SEARCH_MODES, "--mode", as_json)
     with handle_errors(as_json), make_client(ctx, as_json) as client:
         found = client.query(
             text, agent_id=agent_id, user_id=user_id, namespace=namespace, top_k=top_k,
             min_score=min_score, memory_types=types,  # type: ignore[arg-type]
+            mode=search_mode,  # type: ignore[arg-type]
         )
     data = {
         "memories": list(found),

@@ -76,6 +76,7 @@ from aegis_memory.schemas import (
     QueryRequest,
     QueryResponse,
     ReflectionRequest,
+    SearchMode,
     Timeline,
     UpdateMemoryRequest,
     VoteKind,
@@ -355,13 +356,18 @@ class ClientOps(ProgressApis):
         memory_types: Sequence[MemoryType] | MemoryType | None = None,
         scope: MemoryScope | None = None,
         target_agent_ids: Sequence[str] | str | None = None,
+        mode: SearchMode | None = None,
+        neighbour_weight: float | None = None,
     ) -> Call[QueryResult]:
-        """Semantic search over what ``agent_id`` may see, best match first.
+        """Search over what ``agent_id`` may see, best match first.
 
         Returns a list of `Memory` (each with ``score``) that also carries
         ``retrieval_event_id``: pass it to a later feature update so the server can link these
         memories to the task's outcome. ``target_agent_ids`` limits results to memories owned
-        by those agents.
+        by those agents. ``mode`` is ``"hybrid"`` (the server's default: meaning and shared
+        words), ``"vector"`` (meaning only; ``score`` is the cosine similarity) or ``"text"``
+        (shared words only). ``neighbour_weight`` (hybrid only, 0-1) is how much a memory is
+        raised by the memory its agent wrote just before or after it; 0 turns that off.
         """
         body = request_body(
             QueryRequest,
@@ -374,6 +380,8 @@ class ClientOps(ProgressApis):
             memory_types=as_list(memory_types),
             scope=scope,
             target_agent_ids=as_list(target_agent_ids),
+            mode=mode,
+            neighbour_weight=neighbour_weight,
         )
         return Call("POST", "/memories/query", _query_result, json=body)
 
@@ -389,11 +397,14 @@ class ClientOps(ProgressApis):
         top_k: int = 10,
         min_score: float | None = None,
         memory_types: Sequence[MemoryType] | MemoryType | None = None,
+        mode: SearchMode | None = None,
+        neighbour_weight: float | None = None,
     ) -> Call[QueryResult]:
         """Search other agents' memories as ``requesting_agent_id`` sees them.
 
         Only memories the requester may see are returned (global ones, and those shared with
-        it); ``target_agent_ids`` narrows the search to memories those agents own.
+        it); ``target_agent_ids`` narrows the search to memories those agents own. ``mode``
+        and ``neighbour_weight`` as for `query`.
         """
         body = request_body(
             CrossAgentQueryRequest,
@@ -405,6 +416,8 @@ class ClientOps(ProgressApis):
             top_k=top_k,
             min_score=min_score,
             memory_types=as_list(memory_types),
+            mode=mode,
+            neighbour_weight=neighbour_weight,
         )
         return Call("POST", "/memories/query_cross_agent", _query_result, json=body)
 

@@ -79,6 +79,7 @@ INSTRUCTIONS = (
 
 MemoryScope = Literal["agent-private", "agent-shared", "global"]
 MemoryType = Literal["standard", "strategy", "reflection", "progress", "feature"]
+SearchMode = Literal["hybrid", "vector", "text"]
 SessionStatus = Literal["active", "paused", "completed", "failed"]
 FeatureStatus = Literal["not_started", "in_progress", "blocked", "testing", "complete", "failed"]
 
@@ -320,21 +321,25 @@ def create_server(
         namespace: Namespace = None,
         top_k: Annotated[int, Field(ge=1, le=100, description="How many results.")] = 10,
         min_score: Annotated[float | None, Field(
-            ge=-1.0, le=1.0, description="Only results at least this similar (0 to 1).")] = None,
+            ge=-1.0, le=1.0,
+            description="Only results scoring at least this (0 to 1).")] = None,
         memory_types: Annotated[list[MemoryType] | None, Field(
             description="Only memories of these types.")] = None,
         scope: Annotated[MemoryScope | None, Field(
             description="Only memories with this scope.")] = None,
         target_agent_ids: Annotated[list[str] | None, Field(
             description="Only memories owned by these agents.")] = None,
+        mode: Annotated[SearchMode | None, Field(
+            description="hybrid (default: meaning and shared words), vector (meaning only) "
+                        "or text (shared words only).")] = None,
     ) -> dict[str, Any]:
-        """Semantic search over the memories the agent may see, best match first. Each result
-        has a score; the retrieval_event_id can be passed to update_feature to link what was
-        retrieved to the task's outcome."""
+        """Search the memories the agent may see, best match first. Each result has a score;
+        the retrieval_event_id can be passed to update_feature to link what was retrieved to
+        the task's outcome."""
         result = await call(lambda c: c.query(
             query, agent_id=agent(agent_id), user_id=user_id, namespace=space(namespace),
             top_k=top_k, min_score=min_score, memory_types=memory_types, scope=scope,
-            target_agent_ids=target_agent_ids))
+            target_agent_ids=target_agent_ids, mode=mode))
         return {"memories": _compact(list(result)), "count": len(result),
                 "retrieval_event_id": result.retrieval_event_id}
 

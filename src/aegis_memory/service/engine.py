@@ -21,7 +21,15 @@ import numpy as np
 from aegis_memory import schemas as s
 from aegis_memory.config import DEFAULT_PROJECT, Settings
 from aegis_memory.embeddings import Embedder
-from aegis_memory.index import IndexedRow
+from aegis_memory.index import IndexedRow, SearchFilter
+from aegis_memory.index.fusion import (
+    NEIGHBOUR_WEIGHT,
+    candidate_depth,
+    fuse,
+    fused_scores,
+    with_neighbours,
+)
+from aegis_memory.index.text import query_terms
 from aegis_memory.service.access import (
     Identity,
     acting_agent,
@@ -300,7 +308,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             identity, agent=agent, query=req.query, namespace=req.namespace,
             user_id=req.user_id, owners=req.target_agent_ids, scope=req.scope,
             memory_types=req.memory_types, top_k=req.top_k, min_score=req.min_score,
-            event_type="query",
+            event_type="query", mode=req.mode, neighbour_weight=req.neighbour_weight,
         )
 
     async def query_cross_agent(
@@ -311,7 +319,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             identity, agent=agent, query=req.query, namespace=req.namespace,
             user_id=req.user_id, owners=req.target_agent_ids, scope=None,
             memory_types=req.memory_types, top_k=req.top_k, min_score=req.min_score,
-            event_type="query_cross_agent",
+            event_type="query_cross_agent", mode=req.mode,
+            neighbour_weight=req.neighbour_weight,
         )
 
     async def _search(
@@ -330,17 +339,20 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         event_type: str,
         min_effectiveness: float | None = None,
         record_event: bool = True,
+        mode: s.SearchMode = "hybrid",
+        neighbour_weight: float | None = None,
     ) -> s.QueryResponse:
         started = time.perf_counter()
         self._queries_in_flight += 1
         try:
-            vector = (await self._embed([query]))[0]
+            # A text-only search needs no vector: it skips the embedding altogether.
+            vector = None if mode == "text" else (await self._embed([query]))[0]
             return await self.search_vector(
                 identity, vector, agent=agent, query=query, namespace=namespace,
                 user_id=user_id, owners=owners, scope=scope, memory_types=memory_types,
                 top_k=top_k, min_score=min_score, event_type=event_type,
                 min_effectiveness=min_effectiveness, record_event=record_event,
-                started=started,
+                started=started, mode=mode, neighbour_weight=neighbour_weight,
             )
         finally:
             self._queries_in_flight -= 1
@@ -348,7 +360,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     async def search_vector(
         self,
         identity: Identity,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         *,
         agent: str | None,
         query: str,
@@ -363,10 +375,13 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         min_effectiveness: float | None = None,
         record_event: bool = True,
         started: float | None = None,
+        mode: s.SearchMode = "vector",
+        neighbour_weight: float | None = None,
     ) -> s.QueryResponse:
-        """The search once the query is a vector: filter, plan, hydrate, re-check, record.
+        """The search once the query is a vector: filter, rank, hydrate, re-check, record.
 
         Everything a query does except embedding its text (benchmarks time exactly this).
+        ``vector`` may be ``None`` only in ``text`` mode.
         """
         started = started if started is not None else time.perf_counter()
         now = time.time()
@@ -377,9 +392,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             owner_agent_ids=owners, scopes=[scope] if scope else None,
             memory_types=memory_types, min_effectiveness=min_effectiveness,
         )
-        hits = await self.index.search_records(
-            vector, top_k, flt, busy=self._queries_in_flight > 1
-        )
+        weight = NEIGHBOUR_WEIGHT if neighbour_weight is None else neighbour_weight
+        hits = await self._ranked(vector, query, top_k, flt, mode, weight)
         memories: list[s.Memory] = []
         for m, score in hits:
             if min_score is not None and score < min_score:
@@ -400,6 +414,61 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             retrieval_event_id=event_id if record_event else None,
             query_time_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+
+    async def _ranked(
+        self,
+        vector: np.ndarray | None,
+        query: str,
+        k: int,
+        flt: SearchFilter,
+        mode: s.SearchMode,
+        neighbour_weight: float,
+    ) -> list[tuple[MemoryRecord, float]]:
+        """The best ``k`` rows ``flt`` allows, with their scores, by ``mode``:
+
+        * ``vector``: cosine similarity from the vector index (or pgvector);
+        * ``text``: full-text relevance of the query's words (BM25 / ``ts_rank``, 0-1,
+          relative to the best match);
+        * ``hybrid``: both legs' candidates, each scored on both, fused
+          (:mod:`aegis_memory.index.fusion`), then raised by their stream neighbours'
+          scores (``neighbour_weight``; 0 turns that off).
+        """
+        busy = self._queries_in_flight > 1
+        if mode == "vector":
+            assert vector is not None
+            return await self.index.search_records(vector, k, flt, busy=busy)
+        terms = query_terms(query)
+        if mode == "text":
+            text = await self.store.search_text(flt, terms, k)
+            ranked = [(row, text.scores[row]) for row in text.top]
+        else:
+            assert vector is not None
+            ranked = await self._hybrid(vector, terms, k, flt, busy, neighbour_weight)
+        rows = await self.store.get_memories_by_row_ids(flt.project_id, [r for r, _ in ranked])
+        return [(rows[r], score) for r, score in ranked if r in rows]
+
+    async def _hybrid(
+        self,
+        vector: np.ndarray,
+        terms: list[str],
+        k: int,
+        flt: SearchFilter,
+        busy: bool,
+        neighbour_weight: float,
+    ) -> list[tuple[int, float]]:
+        depth = candidate_depth(k)
+        similarities = dict(await self.index.search(vector, depth, flt, busy=busy))
+        boost = neighbour_weight > 0
+        # One trip to the database: the text leg, and the neighbours of both legs' rows.
+        text = await self.store.search_text(
+            flt, terms, depth, neighbours_of=list(similarities) if boost else None)
+        for row, embedding in text.vectors.items():
+            if row not in similarities:
+                similarities[row] = float(np.frombuffer(embedding, dtype=np.float32) @ vector)
+        if not boost:
+            return fuse(similarities, text.scores, k)
+        scores = fused_scores(similarities, text.scores)
+        return with_neighbours(scores, text.links, k, weight=neighbour_weight)
 
     # ------------------------------------------------------------------ single memory
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from aegis_memory.config import Settings
+from aegis_memory.index import SearchFilter
 from aegis_memory.store.records import (
     ApiKeyRecord,
     ChangeBatch,
@@ -22,6 +23,7 @@ from aegis_memory.store.records import (
     MemoryRecord,
     NewMemory,
     SessionRecord,
+    TextSearch,
     VoteRecord,
 )
 
@@ -124,6 +126,19 @@ class Store(Protocol):
     async def finish_reembedding(
         self, model: str, dim: int, meta: dict[str, str], drop_meta: Sequence[str]
     ) -> int: ...
+
+    async def search_text(
+        self,
+        flt: SearchFilter,
+        terms: Sequence[str],
+        k: int,
+        *,
+        neighbours_of: Sequence[int] | None = None,
+    ) -> TextSearch:
+        """The ``k`` memories ``flt`` allows that match any of ``terms`` best, the text
+        scores of the best matches, and - with ``neighbours_of`` - the stream neighbours of
+        those rows and of the best matches, all in one transaction (see ``TextSearch``)."""
+        ...
 
     async def current_seq(self) -> int: ...
     async def changes_since(

@@ -41,6 +41,32 @@ class MemoryRecord:
 
 
 @dataclass(slots=True)
+class TextSearch:
+    """What the full-text leg of a search found (``Store.search_text``).
+
+    * ``top``: the row ids of the best ``k`` matches, best first.
+    * ``scores``: the text relevance (0-1, relative to the best match, see
+      ``store/sqlite/fulltext.py``) of every row the filter allows that matches any word,
+      up to the best ``TEXT_SCORE_ROWS``; a row absent from it scores 0 on the text leg.
+    * ``links``: when neighbours were asked for, each anchor's previous and next row in its
+      stream (``store/neighbours.py``); ``None`` at an end.
+    * ``vectors``: the float32 vectors of the ``top`` rows and of the neighbours, so the
+      service can score them by meaning.
+    """
+
+    top: list[int]
+    scores: dict[int, float]
+    links: dict[int, tuple[int | None, int | None]]
+    vectors: dict[int, bytes]
+
+
+#: How many of the best text matches carry their score back to the service (see TextSearch).
+#: Rows ranked lower by the text leg count 0 on it; a thousand keeps a common word in a large
+#: namespace from moving hundreds of thousands of rows while losing only scores near zero.
+TEXT_SCORE_ROWS = 1000
+
+
+@dataclass(slots=True)
 class NewMemory:
     """A memory about to be inserted; ``dedup_key`` decides whether it already exists."""
 

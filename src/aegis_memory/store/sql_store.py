@@ -38,8 +38,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
+from aegis_memory.store.neighbours import embeddings, stream_links
 from aegis_memory.store.records import (
+    TEXT_SCORE_ROWS,
     ApiKeyRecord,
     ChangeBatch,
     DeltaWrite,
@@ -50,6 +53,7 @@ from aegis_memory.store.records import (
     MemoryRecord,
     NewMemory,
     SessionRecord,
+    TextSearch,
     VoteRecord,
     searchable,
 )
@@ -310,6 +314,39 @@ class SqlStore:
 
     async def close(self) -> None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ hybrid search
+
+    def _ranked_matches(
+        self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
+    ) -> dict[int, float]:
+        """The dialect's full-text search: text scores of the best ``limit`` rows ``flt``
+        allows that match any of ``terms``, best first."""
+        raise NotImplementedError
+
+    async def search_text(
+        self,
+        flt: SearchFilter,
+        terms: Sequence[str],
+        k: int,
+        *,
+        neighbours_of: Sequence[int] | None = None,
+    ) -> TextSearch:
+        """Full-text leg of a search, and the stream neighbours of its candidates, in one
+        transaction (one trip to a database thread, or to PostgreSQL)."""
+
+        def run(conn: Connection) -> TextSearch:
+            scores = self._ranked_matches(conn, flt, terms, max(k, TEXT_SCORE_ROWS)) \
+                if terms else {}
+            top = list(scores)[:k]  # dicts keep the statement's order
+            vectors = embeddings(conn, flt.project_id, top)
+            links: dict[int, tuple[int | None, int | None]] = {}
+            if neighbours_of is not None:
+                links, more = stream_links(conn, flt, [*neighbours_of, *top], self.dialect)
+                vectors.update(more)
+            return TextSearch(top, scores, links, vectors)
+
+        return await self._run(False, run)
 
     # ------------------------------------------------------------------ dialect hooks
 

@@ -93,6 +93,8 @@ def schema_filter(dialect_name: str) -> Callable[..., bool]:
     def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
         if type_ == "index" and name in EXPRESSION_INDEXES:
             return False
+        if type_ == "table" and name is not None and name.startswith(FULLTEXT_TABLE):
+            return False  # SQLite's FTS5 table and its shadow tables (migration 0005)
         info = getattr(obj, "info", None) or getattr(other, "info", None) or {}
         return info.get("dialect") in (None, dialect_name)
 
@@ -165,6 +167,10 @@ memories = Table(
 )
 Index("ux_memories_dedup", memories.c.project_id, memories.c.dedup_key, unique=True)
 Index("ix_memories_owner", memories.c.project_id, memories.c.namespace, memories.c.agent_id)
+# A stream (what one agent wrote into one namespace) in order, for hybrid search's neighbours;
+# SQLite's owner index above already ends with the rowid.
+Index("ix_memories_stream", memories.c.project_id, memories.c.namespace, memories.c.agent_id,
+      memories.c.row_id, info=postgres_only())
 Index("ix_memories_change_seq", memories.c.change_seq)
 Index("ix_memories_expires_at", memories.c.expires_at)
 # The parent key of votes' foreign key (SQLite needs a unique index; PostgreSQL's primary key
@@ -191,6 +197,10 @@ EXPRESSION_INDEXES = frozenset(
     {"ix_memories_content_fts", "ix_memories_search_filter", "ix_memories_shared_with",
      "ix_memories_user_filter"}
 )
+
+#: SQLite's full-text index over ``memories.content`` (an FTS5 virtual table made by migration
+#: 0005, kept in step by triggers). Not a model: Alembic cannot describe virtual tables.
+FULLTEXT_TABLE = "memories_fts"
 
 votes = Table(
     "votes",

@@ -25,14 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, String, bindparam, cast, func, literal, or_, select, text
+from sqlalchemy import Float, bindparam, func, literal, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from aegis_memory.index import SearchFilter
-from aegis_memory.index.filters import SCOPE_GLOBAL, SCOPE_SHARED
 from aegis_memory.store import tables as t
 from aegis_memory.store.records import MemoryRecord
+from aegis_memory.store.sql_filters import filter_clauses
 from aegis_memory.store.sql_store import MEMORY_COLUMNS, memory_from_row
 
 _M = t.memories.c
@@ -53,50 +53,6 @@ class VectorSearchPlan:
     ef_search: int = 400
     #: Upper bound on tuples an iterative scan visits before it gives up (pgvector's default).
     max_scan_tuples: int = 20000
-
-
-def filter_clauses(flt: SearchFilter) -> list[ColumnElement[Any]]:
-    """The SQL form of :func:`aegis_memory.index.row_matches` (the reference statement)."""
-    where: list[ColumnElement[Any]] = [
-        _M.project_id == flt.project_id,
-        _M.embedding.is_not(None),
-        or_(_M.expires_at.is_(None), _M.expires_at > flt.now),
-    ]
-    if flt.namespace is not None:
-        where.append(_M.namespace == flt.namespace)
-    if not flt.include_deprecated:
-        where.append(_M.is_deprecated.is_(False))
-    if flt.owner_agent_ids is not None:
-        where.append(_M.agent_id.in_(sorted(flt.owner_agent_ids)))
-    if flt.user_id is not None:
-        where.append(_M.user_id == flt.user_id)
-    if flt.scopes is not None:
-        where.append(_M.scope.in_(sorted(flt.scopes)))
-    if flt.memory_types is not None:
-        where.append(_M.memory_type.in_(sorted(flt.memory_types)))
-    if flt.min_effectiveness is not None:
-        score = cast(_M.bullet_helpful - _M.bullet_harmful, Float) / (
-            _M.bullet_helpful + _M.bullet_harmful + 1
-        )
-        where.append(score >= flt.min_effectiveness)
-    if flt.restricts_visibility:
-        where.append(_visible_to(flt.visible_to_agent, flt.scopes))  # type: ignore[arg-type]
-    return where
-
-
-def _visible_to(agent: str, scopes: frozenset[str] | None) -> ColumnElement[Any]:
-    """Global, or the agent's own, or shared with it: only the branches the scope filter
-    allows, so that each one left can use its index (the owner btree, the share list's GIN)
-    and PostgreSQL can OR their bitmaps instead of reading every row."""
-    branches: list[ColumnElement[Any]] = [_M.agent_id == agent]
-    if scopes is None or SCOPE_GLOBAL in scopes:
-        branches.append(_M.scope == SCOPE_GLOBAL)
-    if scopes is None or SCOPE_SHARED in scopes:
-        branches.append(
-            (_M.scope == SCOPE_SHARED)
-            & _M.shared_with_agents.op("@>")(func.jsonb_build_array(cast(agent, String)))
-        )
-    return or_(*branches)
 
 
 def _distance(column: Any) -> Any:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
 from aegis_memory.store.errors import DatabaseUnavailable
+from aegis_memory.store.postgres.fulltext import ranked_matches
 from aegis_memory.store.postgres.search import VectorSearchPlan, search_vectors
 from aegis_memory.store.records import (
     EventRecord,
@@ -246,6 +247,12 @@ class PostgresStore(SqlStore):
         return await self._run(
             False, lambda conn: search_vectors(conn, query, k, flt, self.search_plan)
         )
+
+    def _ranked_matches(
+        self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
+    ) -> dict[int, float]:
+        return ranked_matches(conn, flt, terms, limit)
+
 
     # ------------------------------------------------------------------ re-embedding
 

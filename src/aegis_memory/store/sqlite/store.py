@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +22,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
+from aegis_memory.index import SearchFilter
 from aegis_memory.store.sql_store import SqlStore
+from aegis_memory.store.sqlite.fulltext import ranked_matches
 
 R = TypeVar("R")
 
@@ -130,3 +132,9 @@ class SQLiteStore(SqlStore):
         self._writer.dispose()
         self._reader.dispose()
         self._point_engine.dispose()
+
+    def _ranked_matches(
+        self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
+    ) -> dict[int, float]:
+        return ranked_matches(conn, flt, terms, limit)
+

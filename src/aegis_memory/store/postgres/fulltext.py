@@ -1,0 +1,69 @@
+"""The full-text leg of hybrid search on PostgreSQL: ``tsvector`` matching and ``ts_rank``.
+
+Revision 0005 made the GIN index over ``to_tsvector('english', ...)`` of the content with
+punctuation turned into spaces; the statement repeats that expression exactly so the planner
+uses it, and carries the same filter clauses
+as the vector search (:mod:`aegis_memory.store.sql_filters`). The ``english`` configuration
+stems words and drops stop words as SQLite's Porter tokenizer does; unlike SQLite it does not
+fold diacritics ("cafe" does not find "café"). Like SQLite's leg
+(``store/sqlite/fulltext.py``) it returns the scores of the best ``TEXT_SCORE_ROWS`` matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Float, bindparam, func, literal_column, select
+from sqlalchemy.engine import Connection
+
+from aegis_memory.index import SearchFilter
+from aegis_memory.store import tables as t
+from aegis_memory.store.sql_filters import filter_clauses
+
+#: Least ``ts_rank`` a search's best match is scaled by, as ``BM25_FLOOR`` on SQLite: with the
+#: default weights an unlabelled word adds about 0.06-0.1 per occurrence, so two or three
+#: matching words reach it.
+RANK_FLOOR = 0.1
+
+_M = t.memories.c
+# Literals, not parameters: the planner matches the index expression (migration 0005)
+# exactly. Punctuation becomes spaces, so "jdoe@example.com" is the words jdoe, example, com.
+_ENGLISH = literal_column("'english'")
+_DOCUMENT = func.to_tsvector(_ENGLISH, func.regexp_replace(
+    _M.content, literal_column("'[[:punct:]]+'"), literal_column("' '"), literal_column("'g'")))
+_QUERY = func.to_tsquery(_ENGLISH, bindparam("expr"))
+_RANK = func.ts_rank(_DOCUMENT, _QUERY, type_=Float)
+
+
+def tsquery_expression(terms: Sequence[str]) -> str:
+    """``to_tsquery`` input: any of the words (they are letters and digits only)."""
+    return " | ".join(terms)
+
+
+def text_scores(ranked: list[tuple[int, float]]) -> dict[int, float]:
+    """``ts_rank`` values (best first) as relevances in [0, 1], relative to the best match
+    (at least ``RANK_FLOOR``), for the reasons given in SQLite's ``text_scores``."""
+    if not ranked:
+        return {}
+    scale = max(float(ranked[0][1]), RANK_FLOOR)
+    return {int(row): max(0.0, float(rank)) / scale for row, rank in ranked}
+
+
+def _ranked_statement(flt: SearchFilter) -> Any:
+    rank = _RANK.label("rank")
+    return (
+        select(_M.row_id, rank)
+        .where(_DOCUMENT.op("@@")(_QUERY), *filter_clauses(flt, "postgresql"))
+        .order_by(rank.desc(), _M.row_id)
+        .limit(bindparam("limit"))
+    )
+
+
+def ranked_matches(
+    conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
+) -> dict[int, float]:
+    """Text scores of the best ``limit`` rows ``flt`` allows that match any word, best first."""
+    result = conn.execute(_ranked_statement(flt), {
+        "expr": tsquery_expression(terms), "limit": limit})
+    return text_scores([(r.row_id, r.rank) for r in result])
