@@ -439,7 +439,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             return await self.index.search_records(vector, k, flt, busy=busy)
         terms = query_terms(query)
         if mode == "text":
-            text = await self.store.search_text(flt, terms, k)
+            text = await self.store.search_text(flt, terms, k, inline=not busy)
             ranked = [(row, text.scores[row]) for row in text.top]
         else:
             assert vector is not None
@@ -461,7 +461,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         boost = neighbour_weight > 0
         # One trip to the database: the text leg, and the neighbours of both legs' rows.
         text = await self.store.search_text(
-            flt, terms, depth, neighbours_of=list(similarities) if boost else None)
+            flt, terms, depth, neighbours_of=list(similarities) if boost else None,
+            inline=not busy)
         for row, embedding in text.vectors.items():
             if row not in similarities:
                 similarities[row] = float(np.frombuffer(embedding, dtype=np.float32) @ vector)

@@ -22,7 +22,12 @@ from sqlalchemy.engine import Connection
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
-from aegis_memory.store.sql_filters import filter_clauses
+from aegis_memory.store.sql_filters import (
+    FilterShape,
+    StatementCache,
+    bound_filter_clauses,
+    filter_params,
+)
 
 _M = t.memories.c
 
@@ -30,7 +35,7 @@ _M = t.memories.c
 Links = dict[int, tuple[int | None, int | None]]
 
 
-def _links_statement(flt: SearchFilter, dialect: str) -> Any:
+def _build_links(shape: FilterShape, dialect: str) -> Any:
     anchor = t.memories.alias("anchor")
 
     def nearest(before: bool) -> Any:
@@ -39,7 +44,8 @@ def _links_statement(flt: SearchFilter, dialect: str) -> Any:
         return (
             select(end)
             .where(_M.project_id == anchor.c.project_id, _M.namespace == anchor.c.namespace,
-                   _M.agent_id == anchor.c.agent_id, side, *filter_clauses(flt, dialect))
+                   _M.agent_id == anchor.c.agent_id, side,
+                   *bound_filter_clauses(shape, dialect))
             .correlate(anchor).scalar_subquery()
         )
 
@@ -51,6 +57,7 @@ def _links_statement(flt: SearchFilter, dialect: str) -> Any:
     ).where(anchor.c.row_id.in_(bindparam("rows", expanding=True)))
 
 
+_LINKS = StatementCache(_build_links)
 _EMBEDDINGS = select(_M.row_id, _M.project_id, _M.embedding).where(
     _M.row_id.in_(bindparam("rows", expanding=True)))
 
@@ -68,7 +75,7 @@ def stream_links(
     if not anchors:
         return {}, {}
     known = set(anchors)
-    result = conn.execute(_links_statement(flt, dialect), {"rows": sorted(known)})
+    result = conn.execute(_LINKS(flt, dialect), {**filter_params(flt), "rows": sorted(known)})
     links: Links = {
         int(r.row_id): (r.prev, r.next) for r in result if r.project_id == flt.project_id
     }

@@ -134,6 +134,7 @@ class Store(Protocol):
         k: int,
         *,
         neighbours_of: Sequence[int] | None = None,
+        inline: bool = False,
     ) -> TextSearch:
         """The ``k`` memories ``flt`` allows that match any of ``terms`` best, the text
         scores of the best matches, and - with ``neighbours_of`` - the stream neighbours of

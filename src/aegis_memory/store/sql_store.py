@@ -331,9 +331,12 @@ class SqlStore:
         k: int,
         *,
         neighbours_of: Sequence[int] | None = None,
+        inline: bool = False,
     ) -> TextSearch:
         """Full-text leg of a search, and the stream neighbours of its candidates, in one
-        transaction (one trip to a database thread, or to PostgreSQL)."""
+        transaction (one trip to a database thread, or to PostgreSQL). ``inline`` runs it
+        where point reads run (on SQLite: on the event loop, which an idle server can
+        afford for the 1-3 ms it takes, and which saves the thread round trip)."""
 
         def run(conn: Connection) -> TextSearch:
             scores = self._ranked_matches(conn, flt, terms, max(k, TEXT_SCORE_ROWS)) \
@@ -346,7 +349,7 @@ class SqlStore:
                 vectors.update(more)
             return TextSearch(top, scores, links, vectors)
 
-        return await self._run(False, run)
+        return await (self._run_point(run) if inline else self._run(False, run))
 
     # ------------------------------------------------------------------ dialect hooks
 

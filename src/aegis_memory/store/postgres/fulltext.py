@@ -19,7 +19,12 @@ from sqlalchemy.engine import Connection
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
-from aegis_memory.store.sql_filters import filter_clauses
+from aegis_memory.store.sql_filters import (
+    FilterShape,
+    StatementCache,
+    bound_filter_clauses,
+    filter_params,
+)
 
 #: Least ``ts_rank`` a search's best match is scaled by, as ``BM25_FLOOR`` on SQLite: with the
 #: default weights an unlabelled word adds about 0.06-0.1 per occurrence, so two or three
@@ -50,20 +55,23 @@ def text_scores(ranked: list[tuple[int, float]]) -> dict[int, float]:
     return {int(row): max(0.0, float(rank)) / scale for row, rank in ranked}
 
 
-def _ranked_statement(flt: SearchFilter) -> Any:
+def _build_ranked(shape: FilterShape, dialect: str) -> Any:
     rank = _RANK.label("rank")
     return (
         select(_M.row_id, rank)
-        .where(_DOCUMENT.op("@@")(_QUERY), *filter_clauses(flt, "postgresql"))
+        .where(_DOCUMENT.op("@@")(_QUERY), *bound_filter_clauses(shape, dialect))
         .order_by(rank.desc(), _M.row_id)
         .limit(bindparam("limit"))
     )
+
+
+_RANKED = StatementCache(_build_ranked)
 
 
 def ranked_matches(
     conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
 ) -> dict[int, float]:
     """Text scores of the best ``limit`` rows ``flt`` allows that match any word, best first."""
-    result = conn.execute(_ranked_statement(flt), {
-        "expr": tsquery_expression(terms), "limit": limit})
+    result = conn.execute(_RANKED(flt, "postgresql"), {
+        **filter_params(flt), "expr": tsquery_expression(terms), "limit": limit})
     return text_scores([(r.row_id, r.rank) for r in result])

@@ -20,7 +20,12 @@ from sqlalchemy.engine import Connection
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
-from aegis_memory.store.sql_filters import filter_clauses
+from aegis_memory.store.sql_filters import (
+    FilterShape,
+    StatementCache,
+    bound_filter_clauses,
+    filter_params,
+)
 
 #: Least BM25 a search's best match is scaled by (see ``text_scores``). FTS5's BM25 adds
 #: about 2-7 per matching query word (rarer words more, and more in a larger database), so a
@@ -53,15 +58,18 @@ def text_scores(ranked: list[tuple[int, float]]) -> dict[int, float]:
     return {int(row): max(0.0, -bm25) / scale for row, bm25 in ranked}
 
 
-def _ranked_statement(flt: SearchFilter) -> Any:
+def _build_ranked(shape: FilterShape, dialect: str) -> Any:
     rank = _BM25.label("bm25")
     return (
         select(_FTS.c.rowid, rank)
         .select_from(_FTS.join(t.memories, _M.row_id == _FTS.c.rowid))
-        .where(_FTS_REF.op("MATCH")(bindparam("expr")), *filter_clauses(flt, "sqlite"))
+        .where(_FTS_REF.op("MATCH")(bindparam("expr")), *bound_filter_clauses(shape, dialect))
         .order_by(rank)
         .limit(bindparam("limit"))
     )
+
+
+_RANKED = StatementCache(_build_ranked)
 
 
 #: Most index entries (rows per word, summed over the words searched) one search reads. FTS5
@@ -124,8 +132,8 @@ def ranked_matches(
     chosen = affordable_terms(driver, terms)
     if not chosen:
         return {}
-    result = conn.execute(_ranked_statement(flt), {
-        "expr": match_expression(chosen), "limit": limit})
+    result = conn.execute(_RANKED(flt, "sqlite"), {
+        **filter_params(flt), "expr": match_expression(chosen), "limit": limit})
     # Hundreds of (rowid, bm25) pairs: read as plain tuples from the driver's cursor;
     # building SQLAlchemy rows for them cost more than the search itself.
     scores = text_scores(result.cursor.fetchall())
