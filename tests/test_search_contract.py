@@ -29,13 +29,14 @@ now exact up to ``k``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,6 +54,7 @@ from aegis_memory.store.postgres.search import VectorSearchPlan
 from aegis_memory.store.postgres.store import PostgresStore
 from aegis_memory.store.records import TEXT_SCORE_ROWS, MemoryRecord, NewMemory
 from aegis_memory.store.sqlite import SQLiteStore
+from aegis_memory.store.sqlite.fulltext import POSTINGS_BUDGET
 from tests.conftest import BACKENDS, fresh_database
 
 # One event loop for the module: the stores (and asyncpg's connections) outlive each test.
@@ -801,6 +803,15 @@ async def test_text_search_contract(backend: Backend, family: str) -> None:
     b = backend
     rng = np.random.default_rng(zlib.crc32(f"text/{family}".encode()))
     by_content = _content_row(b)
+    # "memory" is in every row: more than SQLite's default postings budget affords (see
+    # test_text_search_leaves_out_words_above_the_postings_budget).
+    with postings_budget(b, 2 * N_ROWS):
+        await _check_text_search(b, rng, by_content, family)
+
+
+async def _check_text_search(
+    b: Backend, rng: np.random.Generator, by_content: dict[str, MemoryRecord], family: str
+) -> None:
     for _ in range(HYBRID_FILTERS_PER_FAMILY):
         flt = make_filter(rng, family)
         allowed = {int(b.oracle.labels[i]) for i in b.oracle.matching(flt)}
@@ -826,6 +837,37 @@ async def test_text_search_contract(backend: Backend, family: str) -> None:
         assert all(s > 0.0 for s in found.scores.values()), where
     empty = await b.store.search_text(make_filter(rng, family), [], 10)
     assert (empty.top, empty.scores, empty.links) == ([], {}, {})
+
+
+@contextlib.contextmanager
+def postings_budget(b: Backend, budget: int) -> Iterator[None]:
+    """SQLite's postings budget raised for a test (PostgreSQL has none)."""
+    if not isinstance(b.store, SQLiteStore):
+        yield
+        return
+    b.store.postings_budget = budget
+    try:
+        yield
+    finally:
+        b.store.postings_budget = POSTINGS_BUDGET
+
+
+async def test_text_search_leaves_out_words_above_the_postings_budget(
+    sqlite_backend: Backend,
+) -> None:
+    """SQLite reads at most ``postings_budget`` index entries per search, rarest words first:
+    a word in every row is left out when it does not fit, a rare word is kept either way."""
+    b = sqlite_backend
+    record = _content_row(b)["memory 7"]
+    flt = SearchFilter(project_id=record.project_id, namespace=None, now=time.time(),
+                       include_deprecated=True)
+    rare = record.row_id
+    assert b.store.postings_budget < N_ROWS  # "memory" is in every row
+    assert (await b.store.search_text(flt, ["memory"], 10)).top == []
+    found = await b.store.search_text(flt, ["memory", "7"], 10)
+    assert found.top == [rare]  # "7" fits the budget; "memory" does not
+    with postings_budget(b, 2 * N_ROWS):
+        assert len((await b.store.search_text(flt, ["memory"], 10)).top) == 10
 
 
 def _stream(b: Backend, anchor: int) -> list[int]:

@@ -126,11 +126,13 @@ def affordable_terms(driver: Any, terms: Sequence[str], budget: int = POSTINGS_B
 
 
 def ranked_matches(
-    conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
+    conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int,
+    budget: int = POSTINGS_BUDGET,
 ) -> dict[int, float]:
-    """Text scores of the best ``limit`` rows ``flt`` allows that match any word, best first."""
+    """Text scores of the best ``limit`` rows ``flt`` allows that match any word, best first
+    (only the words the postings ``budget`` affords)."""
     driver = conn.connection.driver_connection
-    chosen = affordable_terms(driver, terms)
+    chosen = affordable_terms(driver, terms, budget)
     if not chosen:
         return {}
     result = conn.execute(_RANKED(flt, "sqlite"), {

@@ -24,7 +24,7 @@ from sqlalchemy.pool import QueuePool
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store.sql_store import SqlStore
-from aegis_memory.store.sqlite.fulltext import ranked_matches
+from aegis_memory.store.sqlite.fulltext import POSTINGS_BUDGET, ranked_matches
 
 R = TypeVar("R")
 
@@ -66,6 +66,8 @@ def _engine(path: str, *, begin: str, pool_size: int) -> Engine:
 
 class SQLiteStore(SqlStore):
     dialect = "sqlite"
+    #: Most full-text index entries one search reads (see ``fulltext.POSTINGS_BUDGET``).
+    postings_budget: int = POSTINGS_BUDGET
     _dialect_insert = staticmethod(sqlite_insert)
 
     def __init__(self, url: str) -> None:
@@ -136,5 +138,5 @@ class SQLiteStore(SqlStore):
     def _ranked_matches(
         self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
     ) -> dict[int, float]:
-        return ranked_matches(conn, flt, terms, limit)
+        return ranked_matches(conn, flt, terms, limit, self.postings_budget)
 
