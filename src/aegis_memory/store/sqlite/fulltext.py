@@ -12,6 +12,8 @@ afterwards re-runs the match once per rowid (~0.15 ms each).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,7 +95,50 @@ _TOKENIZER_TABLES = (
 )
 
 
-def affordable_terms(driver: Any, terms: Sequence[str], budget: int = POSTINGS_BUDGET) -> list[str]:
+#: How long a word's row count is reused. ``fts5vocab`` counts a word's rows by reading its
+#: whole list of rows (10-20 ms for a word in 100k memories), and the count only decides
+#: which words a search can afford, so a minute-old count serves as well as a fresh one.
+DOC_COUNT_TTL = 60.0
+_DOC_COUNT_ENTRIES = 100_000
+
+
+class DocCounts:
+    """Rows per index term of one database, cached for ``DOC_COUNT_TTL`` seconds.
+
+    Words not in the index are not cached: looking them up costs nothing, and the next
+    memory may add them. Thread safe (the reader threads share one instance).
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, driver: Any, stems: Sequence[str]) -> dict[str, int]:
+        now = time.monotonic()
+        counts: dict[str, int] = {}
+        with self._lock:
+            for stem in stems:
+                cached = self._counts.get(stem)
+                if cached is not None and now - cached[1] < DOC_COUNT_TTL:
+                    counts[stem] = cached[0]
+        missing = [stem for stem in stems if stem not in counts]
+        if missing:
+            marks = ", ".join("?" * len(missing))
+            fresh = {stem: int(docs) for stem, docs in driver.execute(
+                f"SELECT term, doc FROM temp.aegis_index_words WHERE term IN ({marks})",
+                missing)}
+            counts.update(fresh)
+            with self._lock:
+                if len(self._counts) > _DOC_COUNT_ENTRIES:
+                    self._counts.clear()
+                self._counts.update((stem, (docs, now)) for stem, docs in fresh.items())
+        return counts
+
+
+def affordable_terms(
+    driver: Any, terms: Sequence[str], budget: int = POSTINGS_BUDGET,
+    doc_counts: DocCounts | None = None,
+) -> list[str]:
     """Those of ``terms`` that one search can afford, rarest first (see ``POSTINGS_BUDGET``);
     words the index has never seen are dropped (they match nothing).
 
@@ -110,14 +155,10 @@ def affordable_terms(driver: Any, terms: Sequence[str], budget: int = POSTINGS_B
             word_of.setdefault(stem, terms[offset])
     if not word_of:
         return []
-    marks = ", ".join("?" * len(word_of))
-    counts = sorted(
-        (int(docs), stem) for stem, docs in driver.execute(
-            f"SELECT term, doc FROM temp.aegis_index_words WHERE term IN ({marks})",
-            list(word_of)))
+    counts = (doc_counts or DocCounts()).lookup(driver, list(word_of))
     chosen: list[str] = []
     spent = 0
-    for docs, stem in counts:
+    for docs, stem in sorted((docs, stem) for stem, docs in counts.items()):
         if spent + docs > budget:
             break
         chosen.append(word_of[stem])
@@ -127,12 +168,12 @@ def affordable_terms(driver: Any, terms: Sequence[str], budget: int = POSTINGS_B
 
 def ranked_matches(
     conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int,
-    budget: int = POSTINGS_BUDGET,
+    budget: int = POSTINGS_BUDGET, doc_counts: DocCounts | None = None,
 ) -> dict[int, float]:
     """Text scores of the best ``limit`` rows ``flt`` allows that match any word, best first
     (only the words the postings ``budget`` affords)."""
     driver = conn.connection.driver_connection
-    chosen = affordable_terms(driver, terms, budget)
+    chosen = affordable_terms(driver, terms, budget, doc_counts)
     if not chosen:
         return {}
     result = conn.execute(_RANKED(flt, "sqlite"), {

@@ -24,7 +24,7 @@ from sqlalchemy.pool import QueuePool
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store.sql_store import SqlStore
-from aegis_memory.store.sqlite.fulltext import POSTINGS_BUDGET, ranked_matches
+from aegis_memory.store.sqlite.fulltext import POSTINGS_BUDGET, DocCounts, ranked_matches
 
 R = TypeVar("R")
 
@@ -88,6 +88,7 @@ class SQLiteStore(SqlStore):
         self._seq_lock = threading.Lock()
         self._point_engine = _engine(path, begin="BEGIN", pool_size=1)
         self._point_lock = threading.Lock()
+        self._doc_counts = DocCounts()
 
     async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
         engine = self._writer if write else self._reader
@@ -138,5 +139,6 @@ class SQLiteStore(SqlStore):
     def _ranked_matches(
         self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
     ) -> dict[int, float]:
-        return ranked_matches(conn, flt, terms, limit, self.postings_budget)
+        return ranked_matches(
+            conn, flt, terms, limit, self.postings_budget, self._doc_counts)
 
