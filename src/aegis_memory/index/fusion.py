@@ -40,20 +40,14 @@ def fuse(
     *,
     vector_weight: float = VECTOR_WEIGHT,
 ) -> list[tuple[int, float]]:
-    """The best ``k`` candidates by ``w * cosine + (1 - w) * text``, ties broken by row id.
+    """The best ``k`` candidates by ``w * cosine + (1 - w) * text`` (see :func:`fused_scores`),
+    ties broken by row id."""
+    return best(fused_scores(similarities, text_scores, vector_weight=vector_weight), k)
 
-    The candidates are the rows of ``similarities`` (every candidate has a cosine: the text
-    leg hands over its rows' vectors). ``text_scores`` may hold other rows too; a candidate
-    absent from it did not match the query's words and scores 0 on that leg. A negative
-    cosine counts as 0, so scores stay within 0-1.
-    """
-    text_weight = 1.0 - vector_weight
-    scored = [
-        (row, vector_weight * max(0.0, cosine) + text_weight * text_scores.get(row, 0.0))
-        for row, cosine in similarities.items()
-    ]
-    scored.sort(key=lambda hit: (-hit[1], hit[0]))
-    return scored[:k]
+
+def best(scores: Mapping[int, float], k: int) -> list[tuple[int, float]]:
+    """The ``k`` highest-scoring rows, best first, ties broken by row id."""
+    return sorted(scores.items(), key=lambda hit: (-hit[1], hit[0]))[:k]
 
 
 #: How much a memory's hybrid score is raised by its best-scoring stream neighbour (the memory
@@ -68,8 +62,18 @@ def fused_scores(
     *,
     vector_weight: float = VECTOR_WEIGHT,
 ) -> dict[int, float]:
-    """Every candidate's ``w * cosine + (1 - w) * text`` (see :func:`fuse`)."""
-    return dict(fuse(similarities, text_scores, len(similarities), vector_weight=vector_weight))
+    """Every candidate's ``w * cosine + (1 - w) * text``.
+
+    The candidates are the rows of ``similarities`` (every candidate has a cosine: the text
+    leg hands over its rows' vectors). ``text_scores`` may hold other rows too; a candidate
+    absent from it did not match the query's words and scores 0 on that leg. A negative
+    cosine counts as 0, so scores stay within 0-1.
+    """
+    text_weight = 1.0 - vector_weight
+    return {
+        row: vector_weight * max(0.0, cosine) + text_weight * text_scores.get(row, 0.0)
+        for row, cosine in similarities.items()
+    }
 
 
 def with_neighbours(
@@ -92,10 +96,8 @@ def with_neighbours(
                 adjacent.setdefault(row, set()).add(other)
                 adjacent.setdefault(other, set()).add(row)
     scale = 1.0 + weight
-    boosted = [
-        (row, (own + weight * max((scores.get(n, 0.0) for n in adjacent.get(row, ())),
-                                  default=0.0)) / scale)
+    return best({
+        row: (own + weight * max((scores.get(n, 0.0) for n in adjacent.get(row, ())),
+                                 default=0.0)) / scale
         for row, own in scores.items()
-    ]
-    boosted.sort(key=lambda hit: (-hit[1], hit[0]))
-    return boosted[:k]
+    }, k)

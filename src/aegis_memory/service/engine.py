@@ -439,7 +439,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             return await self.index.search_records(vector, k, flt, busy=busy)
         terms = query_terms(query)
         if mode == "text":
-            text = await self.store.search_text(flt, terms, k, inline=not busy)
+            text = await self.store.search_text(
+                flt, terms, k, inline=not busy, with_vectors=False)
             ranked = [(row, text.scores[row]) for row in text.top]
         else:
             assert vector is not None

@@ -135,6 +135,7 @@ class Store(Protocol):
         *,
         neighbours_of: Sequence[int] | None = None,
         inline: bool = False,
+        with_vectors: bool = True,
     ) -> TextSearch:
         """The ``k`` memories ``flt`` allows that match any of ``terms`` best, the text
         scores of the best matches, and - with ``neighbours_of`` - the stream neighbours of

@@ -332,9 +332,12 @@ class SqlStore:
         *,
         neighbours_of: Sequence[int] | None = None,
         inline: bool = False,
+        with_vectors: bool = True,
     ) -> TextSearch:
         """Full-text leg of a search, and the stream neighbours of its candidates, in one
-        transaction (one trip to a database thread, or to PostgreSQL). ``inline`` runs it
+        transaction (one trip to a database thread, or to PostgreSQL). ``with_vectors=False``
+        skips reading the top rows' vectors (a text-only search has no use for them).
+        ``inline`` runs it
         where point reads run (on SQLite: on the event loop, which an idle server can
         afford for the 1-3 ms it takes, and which saves the thread round trip)."""
 
@@ -342,7 +345,7 @@ class SqlStore:
             scores = self._ranked_matches(conn, flt, terms, max(k, TEXT_SCORE_ROWS)) \
                 if terms else {}
             top = list(scores)[:k]  # dicts keep the statement's order
-            vectors = embeddings(conn, flt.project_id, top)
+            vectors = embeddings(conn, flt.project_id, top) if with_vectors else {}
             links: dict[int, tuple[int | None, int | None]] = {}
             if neighbours_of is not None:
                 links, more = stream_links(conn, flt, [*neighbours_of, *top], self.dialect)
