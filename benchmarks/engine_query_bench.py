@@ -183,6 +183,7 @@ class PostgresProbe:
         self._patch(pg_search, "count_capped", count_capped)
         self._patch(pg_search, "hnsw_statement", statement("hnsw"))
         self._patch(pg_search, "exact_statement", statement("exact"))
+        self._patch(pg_store, "search_vector_ids", search_vectors)
 
     def uninstall(self) -> None:
         while self._undo:

@@ -836,15 +836,11 @@ def test_text_mode_finds_words_inside_codes_numbers_and_addresses(text_finds):
     assert missed == []
 
 
-def test_text_mode_folds_accents_on_both_backends(text_finds, backend, request):
-    """SQLite's FTS5 table folds diacritics (``remove_diacritics 2``): "cafe" finds "café".
-    Known limitation on PostgreSQL, documented in docs/guides/retrieval-quality.md: its
-    ``english`` configuration keeps them. Fix: an ``unaccent`` text search configuration
-    used by the index and by ``store/postgres/fulltext.py``."""
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "PostgreSQL's english configuration keeps diacritics; an unaccent configuration "
-            "is not built yet (documented in the retrieval guide)")))
+def test_text_mode_folds_accents_on_both_backends(text_finds):
+    """Diacritics are folded on both backends, in memories and in queries: "cafe" finds
+    "café" and the other way round. SQLite's FTS5 table removes them (``remove_diacritics
+    2``); PostgreSQL's ``aegis_english`` configuration puts the ``unaccent`` dictionary before
+    the stemmer (migration 0006)."""
     cases = [
         ("We booked a table at the café near the station", "cafe"),
         ("That was a naive plan for the rollout", "naïve"),

@@ -62,11 +62,19 @@ def test_upgrade_from_empty_matches_models(postgres):
     diffs = asyncio.run(run())
     assert diffs == []
     facts = _schema_facts(url)
-    assert facts["version"] == "0005"
+    assert facts["version"] == "0006"
     assert facts["column"] == "vector(384)"
     hnsw = facts["indexes"]["ix_memories_embedding_hnsw"]
     assert "USING hnsw (embedding vector_cosine_ops)" in hnsw
-    assert "to_tsvector('english'" in facts["indexes"]["ix_memories_content_fts"]
+    assert "USING gin (content_tsv)" in facts["indexes"]["ix_memories_content_fts"]
+    generated = database_rows(
+        url, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = "
+             "'memories'::regclass AND adnum = (SELECT attnum FROM pg_attribute WHERE "
+             "attrelid = 'memories'::regclass AND attname = 'content_tsv')")[0][0]
+    assert "aegis_english" in generated
+    mapping = database_rows(
+        url, "SELECT dictionaries::text FROM ts_debug('aegis_english', 'café') LIMIT 1")[0][0]
+    assert "unaccent" in mapping
     assert "UNIQUE" in facts["indexes"]["ux_memories_dedup"]
     version = database_rows(
         url, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")[0][0]
@@ -82,6 +90,62 @@ def test_alembic_command_line_upgrades_a_database(postgres):
     )
     assert done.returncode == 0, done.stderr
     assert _schema_facts(url)["column"] == "vector(64)"
+
+
+def execute(url: str, statement: str) -> None:
+    """Run one statement and commit it."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_stored_document_covers_rows_written_before_it_and_follows_changes(postgres):
+    """Revision 0006 computes ``content_tsv`` for the memories a database already has, and
+    PostgreSQL keeps it in step with inserts and content updates; it folds diacritics."""
+    url = fresh_database(postgres)
+
+    def alembic(target: str) -> None:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "alembic"), "-c", str(REPO / "alembic.ini"),
+             "-x", "embedding_dim=64", "upgrade", target],
+            cwd=REPO, env=clean_env(DATABASE_URL=url), capture_output=True, text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+
+    insert = (
+        "INSERT INTO memories (id, project_id, namespace, content, content_hash, dedup_key, "
+        "scope, shared_with_agents, memory_type, meta, created_at, updated_at, "
+        "derived_from_agents, coordination_metadata, change_seq) VALUES ('{id}', 'p1', "
+        "'default', '{content}', '{id}', '{id}', 'global', '[]', 'standard', '{{}}', 0, 0, "
+        "'[]', '{{}}', 1)")
+    alembic("0005")
+    execute(url, "INSERT INTO projects VALUES ('p1', 0)")
+    execute(url, insert.format(id="m1", content="Lunch at the café paints a picture"))
+    alembic("head")
+
+    def matching(word: str) -> list[str]:
+        return [r[0] for r in database_rows(
+            url, "SELECT id FROM memories WHERE content_tsv @@ "
+                 f"to_tsquery('aegis_english', '{word}') ORDER BY id")]
+
+    assert matching("cafe") == ["m1"]  # the old row, its accent folded
+    assert matching("café") == ["m1"]  # in the query too
+    assert matching("painting") == ["m1"]  # stemmed
+    execute(url, insert.format(id="m2", content="Painted fences"))
+    assert matching("paint") == ["m1", "m2"]
+    execute(url, "UPDATE memories SET content = 'Deploys run nightly' WHERE id = 'm1'")
+    assert matching("paint") == ["m2"]
+    assert matching("nightly") == ["m1"]
 
 
 def test_aegis_migrate_then_serve(postgres, tmp_path):

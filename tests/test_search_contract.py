@@ -53,6 +53,7 @@ from aegis_memory.store.postgres import search as pg_search
 from aegis_memory.store.postgres.search import VectorSearchPlan
 from aegis_memory.store.postgres.store import PostgresStore
 from aegis_memory.store.records import TEXT_SCORE_ROWS, MemoryRecord, NewMemory
+from aegis_memory.store.sql_filters import filter_params
 from aegis_memory.store.sqlite import SQLiteStore
 from aegis_memory.store.sqlite.fulltext import POSTINGS_BUDGET
 from tests.conftest import BACKENDS, fresh_database
@@ -720,13 +721,12 @@ async def test_postgres_statements_plan_as_intended_when_prepared(
     store.search_plan = VectorSearchPlan(ef_search=SMALL_TABLE_EF)
     assert len(postgres_backend.oracle.matching(BROAD)) > store.search_plan.exact_threshold
     query = np.ascontiguousarray(cluster_samples(np.random.default_rng(15), 1)[0], "<f4")
-    where = pg_search.filter_clauses(BROAD)
+    params = {**filter_params(BROAD), "query": query.tobytes(), "k": 10}
     async with store._primary.begin() as conn:
         await conn.run_sync(lambda c: pg_search.apply_settings(c, 10, store.search_plan))
-        for name, statement in (("hnsw", pg_search.hnsw_statement(where, 10)),
-                                ("exact", pg_search.exact_statement(where, 10))):
-            sql = statement.compile(dialect=conn.dialect).construct_expanded_state(
-                {"query": query.tobytes()})
+        for name, statement in (("hnsw", pg_search.hnsw_statement(BROAD)),
+                                ("exact", pg_search.exact_statement(BROAD))):
+            sql = statement.compile(dialect=conn.dialect).construct_expanded_state(params)
             explain = "EXPLAIN (FORMAT JSON) " + sql.statement
             for _ in range(7):
                 result = await conn.exec_driver_sql(explain, sql.positional_parameters)

@@ -474,10 +474,16 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         neighbour_weight: float,
     ) -> list[tuple[int, float]]:
         depth = candidate_depth(k)
-        # The text leg first: it needs no vector, so it runs while the embedding is computed.
-        text = await self.store.search_text(flt, terms, depth, inline=not busy)
-        query_vector = await _resolved(vector)
-        similarities = dict(await self.index.search(query_vector, depth, flt, busy=busy))
+
+        async def vector_leg() -> tuple[np.ndarray, dict[int, float]]:
+            query_vector = await _resolved(vector)
+            return query_vector, dict(await self.index.search(query_vector, depth, flt, busy=busy))
+
+        # The legs side by side: the text leg needs no vector, so it runs while the query is
+        # embedded (on SQLite, inline, before the vector leg starts); on PostgreSQL the two
+        # searches also run at once, on two connections.
+        text, (query_vector, similarities) = await asyncio.gather(
+            self.store.search_text(flt, terms, depth, inline=not busy), vector_leg())
         vectors = dict(text.vectors)
         boost = neighbour_weight > 0
         links: dict[int, tuple[int | None, int | None]] = {}

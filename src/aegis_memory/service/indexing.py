@@ -214,7 +214,7 @@ class DatabaseSearch:
     async def search(
         self, vector: np.ndarray, k: int, flt: SearchFilter, *, busy: bool = False
     ) -> list[tuple[int, float]]:
-        return [(m.row_id, score) for m, score in await self.search_records(vector, k, flt)]
+        return await self.store.search_vector_ids(vector, k, flt)  # type: ignore[attr-defined]
 
     async def search_records(
         self, vector: np.ndarray, k: int, flt: SearchFilter, *, busy: bool = False

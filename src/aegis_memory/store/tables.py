@@ -95,6 +95,8 @@ def schema_filter(dialect_name: str) -> Callable[..., bool]:
             return False
         if type_ == "table" and name is not None and name.startswith(FULLTEXT_TABLE):
             return False  # SQLite's FTS5 table and its shadow tables (migration 0005)
+        if type_ == "column" and name in GENERATED_COLUMNS:
+            return False
         info = getattr(obj, "info", None) or getattr(other, "info", None) or {}
         return info.get("dialect") in (None, dialect_name)
 
@@ -188,7 +190,7 @@ Index(
     info=postgres_only(),
 )
 #: Expression indexes made by the migrations that the models cannot state in a way Alembic
-#: compares (the full-text GIN index on ``to_tsvector('english', content)``).
+#: compares (the full-text GIN index on the generated ``content_tsv`` column).
 #: The planner's covering partial index (INCLUDE columns, WHERE clause) is left out too:
 #: Alembic does not compare those parts.
 #: So is the GIN index on the share list (its operator class), and the partial index for
@@ -197,6 +199,10 @@ EXPRESSION_INDEXES = frozenset(
     {"ix_memories_content_fts", "ix_memories_search_filter", "ix_memories_shared_with",
      "ix_memories_user_filter"}
 )
+
+#: PostgreSQL's stored full-text document ``memories.content_tsv`` (migration 0006): a
+#: generated column the code never selects or writes, so the models leave it out.
+GENERATED_COLUMNS = frozenset({"content_tsv"})
 
 #: SQLite's full-text index over ``memories.content`` (an FTS5 virtual table made by migration
 #: 0005, kept in step by triggers). Not a model: Alembic cannot describe virtual tables.

@@ -1,12 +1,12 @@
 """The full-text leg of hybrid search on PostgreSQL: ``tsvector`` matching and ``ts_rank``.
 
-Revision 0005 made the GIN index over ``to_tsvector('english', ...)`` of the content with
-punctuation turned into spaces; the statement repeats that expression exactly so the planner
-uses it, and carries the same filter clauses
-as the vector search (:mod:`aegis_memory.store.sql_filters`). The ``english`` configuration
-stems words and drops stop words as SQLite's Porter tokenizer does; unlike SQLite it does not
-fold diacritics ("cafe" does not find "café"). Like SQLite's leg
-(``store/sqlite/fulltext.py``) it returns the scores of the best ``TEXT_SCORE_ROWS`` matches.
+Revision 0006 stores each memory's document in ``memories.content_tsv`` (a generated column:
+the content with punctuation turned into spaces, parsed with the ``aegis_english``
+configuration, which stems words, drops stop words and folds diacritics as SQLite's
+tokenizer does) under a GIN index. Ranking reads the stored vectors, so a match costs no
+parsing. The statement carries the same filter clauses as the vector search
+(:mod:`aegis_memory.store.sql_filters`). Like SQLite's leg (``store/sqlite/fulltext.py``) it
+returns the scores of the best ``TEXT_SCORE_ROWS`` matches.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ from aegis_memory.store.sql_filters import (
 RANK_FLOOR = 0.1
 
 _M = t.memories.c
-# Literals, not parameters: the planner matches the index expression (migration 0005)
-# exactly. Punctuation becomes spaces, so "jdoe@example.com" is the words jdoe, example, com.
-_ENGLISH = literal_column("'english'")
-_DOCUMENT = func.to_tsvector(_ENGLISH, func.regexp_replace(
-    _M.content, literal_column("'[[:punct:]]+'"), literal_column("' '"), literal_column("'g'")))
-_QUERY = func.to_tsquery(_ENGLISH, bindparam("expr"))
+# The stored document (migration 0006; not in the models, which Alembic could not compare).
+_DOCUMENT = literal_column("memories.content_tsv")
+# The configuration is a literal, as in the column's definition.
+_QUERY = func.to_tsquery(literal_column("'aegis_english'"), bindparam("expr"))
 _RANK = func.ts_rank(_DOCUMENT, _QUERY, type_=Float)
 
 

@@ -25,14 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, bindparam, func, literal, select, text
+from sqlalchemy import Float, bindparam, func, literal_column, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
 from aegis_memory.store.records import MemoryRecord
-from aegis_memory.store.sql_filters import filter_clauses
+from aegis_memory.store.sql_filters import (
+    FilterShape,
+    StatementCache,
+    bound_filter_clauses,
+    filter_params,
+)
 from aegis_memory.store.sql_store import MEMORY_COLUMNS, memory_from_row
 
 _M = t.memories.c
@@ -59,34 +63,64 @@ def _distance(column: Any) -> Any:
     return column.op("<=>", return_type=Float)(bindparam("query", type_=t.Embedding()))
 
 
-def count_capped(conn: Connection, where: list[ColumnElement[Any]], cap: int) -> int:
-    inner = select(literal(1)).select_from(t.memories).where(*where).limit(cap).subquery()
-    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+# Statements are built once per filter shape and run with the filter's values as parameters
+# (see ``sql_filters.StatementCache``): building them cost more than running them.
 
 
-def exact_statement(where: list[ColumnElement[Any]], k: int) -> Any:
-    """Rank the matching rows exactly, then read the full rows of the top ``k`` only."""
+def _build_count(shape: FilterShape, dialect: str) -> Any:
+    """How many rows the filter allows, counting no further than ``cap``."""
+    inner = (
+        select(literal_column("1")).select_from(t.memories)
+        .where(*bound_filter_clauses(shape, dialect)).limit(bindparam("cap")).subquery()
+    )
+    return select(func.count()).select_from(inner)
+
+
+def _exact_top(shape: FilterShape, dialect: str) -> Any:
+    """The matching rows ranked exactly (``MATERIALIZED``: the planner may not push the
+    ORDER BY into the HNSW index), best ``k``."""
     candidates = (
-        select(_M.project_id, _M.row_id, _M.embedding).where(*where).cte("candidates")
+        select(_M.project_id, _M.row_id, _M.embedding)
+        .where(*bound_filter_clauses(shape, dialect)).cte("candidates")
         .prefix_with("MATERIALIZED")
     )
     distance = _distance(candidates.c.embedding)
-    top = (
+    return (
         select(candidates.c.project_id, candidates.c.row_id, distance.label("distance"))
-        .order_by(distance).limit(k).cte("top")
+        .order_by(distance).limit(bindparam("k"))
     )
+
+
+def _build_exact(shape: FilterShape, dialect: str) -> Any:
+    """Rank the matching rows exactly, then read the full rows of the top ``k`` only."""
+    top = _exact_top(shape, dialect).cte("top")
     return select(*MEMORY_COLUMNS, top.c.distance).select_from(
         top.join(t.memories, (_M.project_id == top.c.project_id) & (_M.row_id == top.c.row_id))
     )
 
 
-def hnsw_statement(where: list[ColumnElement[Any]], k: int) -> Any:
+def _build_hnsw(shape: FilterShape, dialect: str) -> Any:
     """The memories' rows come with the walk: the index scan visits them anyway."""
     distance = _distance(_M.embedding)
     return (
         select(*MEMORY_COLUMNS, distance.label("distance"))
-        .where(*where).order_by(distance).limit(k)
+        .where(*bound_filter_clauses(shape, dialect)).order_by(distance).limit(bindparam("k"))
     )
+
+
+def _build_hnsw_ids(shape: FilterShape, dialect: str) -> Any:
+    distance = _distance(_M.embedding)
+    return (
+        select(_M.row_id, distance.label("distance"))
+        .where(*bound_filter_clauses(shape, dialect)).order_by(distance).limit(bindparam("k"))
+    )
+
+
+_COUNT = StatementCache(_build_count)
+_EXACT = StatementCache(_build_exact)
+_HNSW = StatementCache(_build_hnsw)
+_EXACT_IDS = StatementCache(_exact_top)
+_HNSW_IDS = StatementCache(_build_hnsw_ids)
 
 
 _SETTINGS = text(
@@ -104,20 +138,53 @@ def apply_settings(conn: Connection, k: int, plan: VectorSearchPlan) -> None:
     })
 
 
+def count_capped(conn: Connection, flt: SearchFilter, cap: int) -> int:
+    """How many rows ``flt`` allows, counting no further than ``cap``."""
+    return int(conn.execute(_COUNT(flt, "postgresql"), {**filter_params(flt), "cap": cap})
+               .scalar_one())
+
+
+def hnsw_statement(flt: SearchFilter, *, ids_only: bool = False) -> Any:
+    """The HNSW walk for filters of this shape (parameters: ``filter_params``, query, k)."""
+    return (_HNSW_IDS if ids_only else _HNSW)(flt, "postgresql")
+
+
+def exact_statement(flt: SearchFilter, *, ids_only: bool = False) -> Any:
+    """The exact ranking for filters of this shape (parameters as ``hnsw_statement``)."""
+    return (_EXACT_IDS if ids_only else _EXACT)(flt, "postgresql")
+
+
+def _ranked_rows(
+    conn: Connection, query: bytes, k: int, flt: SearchFilter, plan: VectorSearchPlan,
+    ids_only: bool,
+) -> list[Any]:
+    """The best ``k`` rows, best first; see the module docstring."""
+    apply_settings(conn, k, plan)
+    # Exact up to k as well, so "the HNSW answer came back short" is always recognised.
+    matching = count_capped(conn, flt, max(plan.exact_threshold, k) + 1)
+    if matching == 0:
+        return []
+    params = {**filter_params(flt), "query": query, "k": k}
+    rows: list[Any] = []
+    if matching > plan.exact_threshold:
+        rows = conn.execute(hnsw_statement(flt, ids_only=ids_only), params).all()
+    if len(rows) < min(k, matching):
+        rows = conn.execute(exact_statement(flt, ids_only=ids_only), params).all()
+    return sorted(rows, key=lambda r: (r.distance, r.row_id))[:k]
+
+
 def search_vectors(
     conn: Connection, query: bytes, k: int, flt: SearchFilter, plan: VectorSearchPlan
 ) -> list[tuple[MemoryRecord, float]]:
-    """Top-``k`` (memory, cosine similarity), best first; see the module docstring."""
-    where = filter_clauses(flt)
-    apply_settings(conn, k, plan)
-    # Exact up to k as well, so "the HNSW answer came back short" is always recognised.
-    matching = count_capped(conn, where, max(plan.exact_threshold, k) + 1)
-    if matching == 0:
-        return []
-    rows = []
-    if matching > plan.exact_threshold:
-        rows = conn.execute(hnsw_statement(where, k), {"query": query}).all()
-    if len(rows) < min(k, matching):
-        rows = conn.execute(exact_statement(where, k), {"query": query}).all()
-    ranked = sorted(rows, key=lambda r: (r.distance, r.row_id))[:k]
-    return [(memory_from_row(r), 1.0 - float(r.distance)) for r in ranked]
+    """Top-``k`` (memory, cosine similarity), best first."""
+    rows = _ranked_rows(conn, query, k, flt, plan, ids_only=False)
+    return [(memory_from_row(r), 1.0 - float(r.distance)) for r in rows]
+
+
+def search_vector_ids(
+    conn: Connection, query: bytes, k: int, flt: SearchFilter, plan: VectorSearchPlan
+) -> list[tuple[int, float]]:
+    """Top-``k`` (row id, cosine similarity), best first: what hybrid search ranks with,
+    without reading rows it may not return."""
+    rows = _ranked_rows(conn, query, k, flt, plan, ids_only=True)
+    return [(int(r.row_id), 1.0 - float(r.distance)) for r in rows]

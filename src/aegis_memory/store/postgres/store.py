@@ -30,7 +30,11 @@ from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
 from aegis_memory.store.errors import DatabaseUnavailable
 from aegis_memory.store.postgres.fulltext import ranked_matches
-from aegis_memory.store.postgres.search import VectorSearchPlan, search_vectors
+from aegis_memory.store.postgres.search import (
+    VectorSearchPlan,
+    search_vector_ids,
+    search_vectors,
+)
 from aegis_memory.store.records import (
     EventRecord,
     ImportOutcome,
@@ -248,11 +252,19 @@ class PostgresStore(SqlStore):
             False, lambda conn: search_vectors(conn, query, k, flt, self.search_plan)
         )
 
+    async def search_vector_ids(
+        self, vector: np.ndarray, k: int, flt: SearchFilter
+    ) -> list[tuple[int, float]]:
+        """``search_vectors`` without the rows: (row id, cosine similarity), best first."""
+        query = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        return await self._run(
+            False, lambda conn: search_vector_ids(conn, query, k, flt, self.search_plan)
+        )
+
     def _ranked_matches(
         self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
     ) -> dict[int, float]:
         return ranked_matches(conn, flt, terms, limit)
-
 
     # ------------------------------------------------------------------ re-embedding
 
