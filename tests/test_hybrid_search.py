@@ -850,21 +850,13 @@ def test_text_mode_folds_accents_on_both_backends(text_finds):
     assert missed == []
 
 
-def test_text_scores_do_not_depend_on_other_projects(server, http, ns, backend, request):
-    """A project's text scores must not depend on what other projects store.
-
-    Known limitation on SQLite, documented in docs/guides/retrieval-quality.md: FTS5's
-    ``bm25()`` weighs a word by how many rows of the *whole* ``memories_fts`` table contain
-    it, every project included, so a tenant could watch its own scores move when another
-    tenant writes a word. PostgreSQL's ``ts_rank`` uses no corpus statistics and passes.
-    Here two memories are alike but for one equally rare word each, so they score the same;
-    then another project writes five memories with the first word. Fix: per-project
-    statistics (one FTS5 table per project) or a score without IDF."""
-    if backend == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "FTS5's bm25() counts word frequencies over the whole index, every project "
-            "included; per-project statistics are not built yet (documented in the "
-            "retrieval guide)")))
+def test_text_scores_do_not_depend_on_other_projects(server, http, ns):
+    """A project's text scores must not depend on what other projects store: a tenant
+    would otherwise watch its own scores move when another tenant writes a word. SQLite
+    keeps one FTS5 table per project (BM25's word statistics are the project's own);
+    PostgreSQL's ``ts_rank`` uses no corpus statistics. Here two memories are alike but for
+    one equally rare word each, so they score the same; then another project writes five
+    memories with the first word."""
     a, b = rare_word(), rare_word()
     first = add(http, content=f"Planning notes {a} for the spring", namespace=ns)
     second = add(http, content=f"Planning notes {b} for the spring", namespace=ns)

@@ -74,8 +74,8 @@ def test_upgrade_keeps_votes_made_before_tenant_keys(tmp_path):
 
 
 def test_fulltext_index_covers_rows_written_before_it_and_follows_every_change(tmp_path):
-    """Revision 0005 indexes the memories a database already has, and its triggers keep the
-    FTS5 index in step with inserts, content updates and deletes."""
+    """Revisions 0005 and 0006 index the memories a database already has, in one table per
+    project, and its triggers keep it in step with inserts, content updates and deletes."""
     from alembic import command
     from alembic.config import Config
 
@@ -97,9 +97,12 @@ def test_fulltext_index_covers_rows_written_before_it_and_follows_every_change(t
     _migrate(str(path))
 
     def matching(conn: sqlite3.Connection, word: str) -> list[str]:
+        (slot,) = conn.execute(
+            "SELECT slot FROM fulltext_projects WHERE project_id = 'p1'").fetchone()
+        fts = f"memories_fts_{slot}"
         return [r[0] for r in conn.execute(
-            "SELECT m.id FROM memories_fts JOIN memories m ON m.row_id = memories_fts.rowid "
-            "WHERE memories_fts MATCH ? ORDER BY m.id", (word,))]
+            f"SELECT m.id FROM {fts} JOIN memories m ON m.row_id = {fts}.rowid "
+            f"WHERE {fts} MATCH ? ORDER BY m.id", (word,))]
 
     with sqlite3.connect(path) as conn:
         assert matching(conn, "painting") == ["m1"]  # the old row, stemmed
@@ -111,4 +114,38 @@ def test_fulltext_index_covers_rows_written_before_it_and_follows_every_change(t
         conn.execute("DELETE FROM memories WHERE id = 'm2'")
         assert matching(conn, "paint") == []
         # FTS5's own check raises when the index and the table disagree.
-        conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+        conn.execute(
+            "INSERT INTO memories_fts_1(memories_fts_1, rank) VALUES ('integrity-check', 1)")
+
+
+def test_each_project_gets_its_own_fulltext_table_whatever_its_id(tmp_path):
+    """A project's full-text table and triggers are made on its first write; its id is
+    written into the triggers as a literal no character can break out of, and the triggers
+    of one project never index another's memories."""
+    from aegis_memory.store.sqlite.fulltext import ensure_project_index
+
+    path = str(tmp_path / "p.db")
+    _migrate(path)
+    odd = "it's ✓ 'x'); DROP TABLE memories; --"
+    insert = (
+        "INSERT INTO memories (id, project_id, namespace, content, content_hash, dedup_key, "
+        "scope, shared_with_agents, memory_type, meta, created_at, updated_at, "
+        "derived_from_agents, coordination_metadata, change_seq) VALUES (?, ?, 'default', "
+        "?, ?, ?, 'global', '[]', 'standard', '{}', 0, 0, '[]', '{}', 1)")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        slots = {p: ensure_project_index(conn, p) for p in (odd, "plain")}
+        assert ensure_project_index(conn, odd) == slots[odd]  # made once
+        conn.execute(insert, ("m1", odd, "Quarterly budget review", "h1", "d1"))
+        conn.execute(insert, ("m2", "plain", "Budget meeting moved", "h2", "d2"))
+        conn.execute("COMMIT")
+
+        def ids(project: str, word: str) -> list[str]:
+            fts = f"memories_fts_{slots[project]}"
+            return [r[0] for r in conn.execute(
+                f"SELECT m.id FROM {fts} JOIN memories m ON m.row_id = {fts}.rowid "
+                f"WHERE {fts} MATCH ?", (word,))]
+
+        assert ids(odd, "budget") == ["m1"]
+        assert ids("plain", "budget") == ["m2"]
+        assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 2

@@ -356,6 +356,10 @@ class SqlStore:
 
     # ------------------------------------------------------------------ dialect hooks
 
+    def _before_memory_inserts(self, conn: Connection, project_ids: Iterable[str]) -> None:
+        """Called in a write transaction before it inserts memories of these projects (SQLite
+        creates a project's full-text table there)."""
+
     @staticmethod
     def _dialect_insert(table: Any) -> Any:
         """The dialect's INSERT with ON CONFLICT (SQLite's and PostgreSQL's share the API)."""
@@ -515,6 +519,7 @@ class SqlStore:
         """
         outcomes: list[InsertOutcome] = []
         seq = self._next_seq(conn)
+        self._before_memory_inserts(conn, (i.project_id for i in items))
         # An expired duplicate must not swallow a fresh add: release its dedup key first.
         conn.execute(
             _RELEASE_EXPIRED,
@@ -663,6 +668,8 @@ class SqlStore:
         a duplicate, raises and rolls the whole transaction back.
         """
         seq = self._next_seq(conn)
+        if any(w.new is not None for w in writes):
+            self._before_memory_inserts(conn, [project_id])
         insert_stmt = self._insert_memory_statement()
         outcomes: list[InsertOutcome] = []
         events: list[EventRecord] = []
@@ -989,6 +996,7 @@ class SqlStore:
         if not items:
             return ImportOutcome()
         seq = self._next_seq(conn)
+        self._before_memory_inserts(conn, (i.project_id for i in items))
         conn.exec_driver_sql(self._import_statement(conn), _import_rows(items, seq))
         # Rows this transaction inserted carry its sequence number; skipped ones do not.
         inserted = dict(

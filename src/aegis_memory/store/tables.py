@@ -204,9 +204,21 @@ EXPRESSION_INDEXES = frozenset(
 #: generated column the code never selects or writes, so the models leave it out.
 GENERATED_COLUMNS = frozenset({"content_tsv"})
 
-#: SQLite's full-text index over ``memories.content`` (an FTS5 virtual table made by migration
-#: 0005, kept in step by triggers). Not a model: Alembic cannot describe virtual tables.
+#: SQLite's full-text indexes over ``memories.content``: one FTS5 virtual table per project,
+#: ``memories_fts_<slot>``, kept in step by triggers (``store/sqlite/fulltext.py``, migration
+#: 0006; before it, one ``memories_fts`` for all). Not models: Alembic cannot describe virtual
+#: tables.
 FULLTEXT_TABLE = "memories_fts"
+
+#: Which project's full-text index is ``memories_fts_<slot>`` (SQLite).
+fulltext_projects = Table(
+    "fulltext_projects",
+    metadata,
+    Column("slot", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Ident, nullable=False, unique=True),
+    sqlite_autoincrement=True,
+    info=sqlite_only(),
+)
 
 votes = Table(
     "votes",

@@ -1,4 +1,16 @@
-"""The full-text leg of hybrid search on SQLite: FTS5's BM25 over ``memories_fts``.
+"""The full-text leg of hybrid search on SQLite: FTS5's BM25, one index per project.
+
+**One FTS5 table per project** (``memories_fts_<slot>``, the slot from ``fulltext_projects``):
+BM25 weighs a word by how many rows of *its table* contain it, so with one table for every
+project a tenant's text scores (and which words its searches can afford, below) would move
+with what other tenants write - a side channel, and one tenant's data changing another's
+results. Each table is contentless (it keeps only the inverted index; the text stays in
+``memories``) and three triggers, created with it and limited to its project, keep it in step
+with every insert, content update and delete in the same transaction, whoever writes. A
+project gets its table in the transaction that first writes one of its memories
+(``ensure_project_index``, called by the store before inserts); migration 0006 gave every
+project of an older database its own. The tokenizer folds case and diacritics and applies the
+Porter stemmer, so "painting" finds "paints" and "cafe" finds "café".
 
 The filter is part of the statement (a join to ``memories`` with the same clauses pgvector's
 search uses), so a narrow filter never trims a short list after ranking. FTS5 computes BM25
@@ -24,9 +36,9 @@ from aegis_memory.index import SearchFilter
 from aegis_memory.store import tables as t
 from aegis_memory.store.sql_filters import (
     FilterShape,
-    StatementCache,
     bound_filter_clauses,
     filter_params,
+    filter_shape,
 )
 
 #: Least BM25 a search's best match is scaled by (see ``text_scores``). FTS5's BM25 adds
@@ -35,10 +47,73 @@ from aegis_memory.store.sql_filters import (
 #: (docs/guides/retrieval-quality.md).
 BM25_FLOOR = 10.0
 
-_FTS = table(t.FULLTEXT_TABLE, column("rowid"))
-_FTS_REF = literal_column(t.FULLTEXT_TABLE)
-_BM25 = func.bm25(_FTS_REF)
 _M = t.memories.c
+_REGISTRY = t.fulltext_projects.name
+_TOKENIZE = "porter unicode61 remove_diacritics 2"
+
+
+def project_table(slot: int) -> str:
+    """The name of the full-text table in ``slot``."""
+    return f"{t.FULLTEXT_TABLE}_{int(slot)}"
+
+
+def _text_literal(value: str) -> str:
+    """``value`` as an SQL text literal that no character can break out of: its UTF-8 bytes
+    as a blob literal, cast to text."""
+    return f"CAST(X'{value.encode('utf-8').hex()}' AS TEXT)"
+
+
+def create_project_index(driver: Any, project_id: str) -> int:
+    """Give ``project_id`` its own full-text table and the triggers that keep it in step, and
+    index the project's memories already stored. Runs in the caller's write transaction
+    (``driver``: its sqlite3 connection); returns the slot."""
+    slot = int(driver.execute(
+        f"INSERT INTO {_REGISTRY} (project_id) VALUES (?)", (project_id,)).lastrowid)
+    fts = project_table(slot)
+    mine = _text_literal(project_id)
+    delete_old = (f"INSERT INTO {fts}({fts}, rowid, content) "
+                  "VALUES ('delete', old.row_id, old.content);")
+    insert_new = f"INSERT INTO {fts}(rowid, content) VALUES (new.row_id, new.content);"
+    for statement in (
+        f"CREATE VIRTUAL TABLE {fts} USING fts5(content, content='', tokenize='{_TOKENIZE}')",
+        f"CREATE TRIGGER {fts}_insert AFTER INSERT ON memories "
+        f"WHEN new.project_id = {mine} BEGIN {insert_new} END",
+        f"CREATE TRIGGER {fts}_delete AFTER DELETE ON memories "
+        f"WHEN old.project_id = {mine} BEGIN {delete_old} END",
+        f"CREATE TRIGGER {fts}_update AFTER UPDATE OF content ON memories "
+        f"WHEN old.project_id = {mine} BEGIN {delete_old} {insert_new} END",
+    ):
+        driver.execute(statement)
+    driver.execute(f"INSERT INTO {fts}(rowid, content) "
+                   "SELECT row_id, content FROM memories WHERE project_id = ?", (project_id,))
+    return slot
+
+
+def ensure_project_index(driver: Any, project_id: str) -> int:
+    """The slot of ``project_id``'s full-text table, created if it has none yet (see
+    ``create_project_index``). Checked in the writing transaction itself, never from a
+    cache: a table created by a transaction that then rolled back must not count."""
+    row = driver.execute(
+        f"SELECT slot FROM {_REGISTRY} WHERE project_id = ?", (project_id,)).fetchone()
+    return int(row[0]) if row else create_project_index(driver, project_id)
+
+
+class ProjectSlots:
+    """Project -> slot of its full-text table, for searches. Only found slots are kept: a
+    slot never changes once committed, while a project without one may get one any time."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, int] = {}
+
+    def lookup(self, driver: Any, project_id: str) -> int | None:
+        slot = self._slots.get(project_id)
+        if slot is None:
+            row = driver.execute(
+                f"SELECT slot FROM {_REGISTRY} WHERE project_id = ?", (project_id,)).fetchone()
+            if row is None:
+                return None
+            slot = self._slots[project_id] = int(row[0])
+        return slot
 
 
 def match_expression(terms: Sequence[str]) -> str:
@@ -60,18 +135,30 @@ def text_scores(ranked: list[tuple[int, float]]) -> dict[int, float]:
     return {int(row): max(0.0, -bm25) / scale for row, bm25 in ranked}
 
 
-def _build_ranked(shape: FilterShape, dialect: str) -> Any:
-    rank = _BM25.label("bm25")
+def _build_ranked(shape: FilterShape, slot: int) -> Any:
+    name = project_table(slot)
+    fts = table(name, column("rowid"))
+    rank = func.bm25(literal_column(name)).label("bm25")
     return (
-        select(_FTS.c.rowid, rank)
-        .select_from(_FTS.join(t.memories, _M.row_id == _FTS.c.rowid))
-        .where(_FTS_REF.op("MATCH")(bindparam("expr")), *bound_filter_clauses(shape, dialect))
+        select(fts.c.rowid, rank)
+        .select_from(fts.join(t.memories, _M.row_id == fts.c.rowid))
+        .where(literal_column(name).op("MATCH")(bindparam("expr")),
+               *bound_filter_clauses(shape, "sqlite"))
         .order_by(rank)
         .limit(bindparam("limit"))
     )
 
 
-_RANKED = StatementCache(_build_ranked)
+_RANKED: dict[tuple[FilterShape, int], Any] = {}
+
+
+def _ranked_statement(flt: SearchFilter, slot: int) -> Any:
+    """The ranking statement for filters of this shape on this project's table, built once."""
+    key = (filter_shape(flt), slot)
+    statement = _RANKED.get(key)
+    if statement is None:
+        statement = _RANKED[key] = _build_ranked(*key)
+    return statement
 
 
 #: Most index entries (rows per word, summed over the words searched) one search reads. FTS5
@@ -84,15 +171,21 @@ POSTINGS_BUDGET = 2000
 
 # Query words as the index stores them (case-folded, Porter-stemmed) come from FTS5 itself: a
 # one-row table with the same tokenizer in the connection's temp schema, read back through
-# fts5vocab; the main index's own fts5vocab gives each word's row count.
+# fts5vocab; the project's index's own fts5vocab gives each word's row count in the project.
 _TOKENIZER_TABLES = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.aegis_query USING fts5(words, "
-    "tokenize='porter unicode61 remove_diacritics 2')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.aegis_query USING fts5(words, "
+    f"tokenize='{_TOKENIZE}')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.aegis_query_words "
     "USING fts5vocab(temp, aegis_query, instance)",
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.aegis_index_words "
-    f"USING fts5vocab(main, {t.FULLTEXT_TABLE}, row)",
 )
+
+
+def _vocabulary(driver: Any, slot: int) -> str:
+    """The fts5vocab table (rows per word) of the project's index, made on first use."""
+    name = f"aegis_index_words_{int(slot)}"
+    driver.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{name} "
+                   f"USING fts5vocab(main, {project_table(slot)}, row)")
+    return f"temp.{name}"
 
 
 #: How long a word's row count is reused. ``fts5vocab`` counts a word's rows by reading its
@@ -103,44 +196,45 @@ _DOC_COUNT_ENTRIES = 100_000
 
 
 class DocCounts:
-    """Rows per index term of one database, cached for ``DOC_COUNT_TTL`` seconds.
+    """Rows per index term of each project's index, cached for ``DOC_COUNT_TTL`` seconds.
 
     Words not in the index are not cached: looking them up costs nothing, and the next
     memory may add them. Thread safe (the reader threads share one instance).
     """
 
     def __init__(self) -> None:
-        self._counts: dict[str, tuple[int, float]] = {}
+        self._counts: dict[tuple[int, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def lookup(self, driver: Any, stems: Sequence[str]) -> dict[str, int]:
+    def lookup(self, driver: Any, slot: int, stems: Sequence[str]) -> dict[str, int]:
         now = time.monotonic()
         counts: dict[str, int] = {}
         with self._lock:
             for stem in stems:
-                cached = self._counts.get(stem)
+                cached = self._counts.get((slot, stem))
                 if cached is not None and now - cached[1] < DOC_COUNT_TTL:
                     counts[stem] = cached[0]
         missing = [stem for stem in stems if stem not in counts]
         if missing:
             marks = ", ".join("?" * len(missing))
             fresh = {stem: int(docs) for stem, docs in driver.execute(
-                f"SELECT term, doc FROM temp.aegis_index_words WHERE term IN ({marks})",
+                f"SELECT term, doc FROM {_vocabulary(driver, slot)} WHERE term IN ({marks})",
                 missing)}
             counts.update(fresh)
             with self._lock:
                 if len(self._counts) > _DOC_COUNT_ENTRIES:
                     self._counts.clear()
-                self._counts.update((stem, (docs, now)) for stem, docs in fresh.items())
+                self._counts.update(((slot, stem), (docs, now)) for stem, docs in fresh.items())
         return counts
 
 
 def affordable_terms(
-    driver: Any, terms: Sequence[str], budget: int = POSTINGS_BUDGET,
+    driver: Any, slot: int, terms: Sequence[str], budget: int = POSTINGS_BUDGET,
     doc_counts: DocCounts | None = None,
 ) -> list[str]:
-    """Those of ``terms`` that one search can afford, rarest first (see ``POSTINGS_BUDGET``);
-    words the index has never seen are dropped (they match nothing).
+    """Those of ``terms`` that one search of the project in ``slot`` can afford, rarest in
+    the project first (see ``POSTINGS_BUDGET``); words the index has never seen are dropped
+    (they match nothing).
 
     The words themselves are returned, not their stems: FTS5 stems the match expression
     again, and stemming a stem does not always give it back.
@@ -155,7 +249,7 @@ def affordable_terms(
             word_of.setdefault(stem, terms[offset])
     if not word_of:
         return []
-    counts = (doc_counts or DocCounts()).lookup(driver, list(word_of))
+    counts = (doc_counts or DocCounts()).lookup(driver, slot, list(word_of))
     chosen: list[str] = []
     spent = 0
     for docs, stem in sorted((docs, stem) for stem, docs in counts.items()):
@@ -169,14 +263,18 @@ def affordable_terms(
 def ranked_matches(
     conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int,
     budget: int = POSTINGS_BUDGET, doc_counts: DocCounts | None = None,
+    slots: ProjectSlots | None = None,
 ) -> dict[int, float]:
     """Text scores of the best ``limit`` rows ``flt`` allows that match any word, best first
-    (only the words the postings ``budget`` affords)."""
+    (only the words the postings ``budget`` affords), from the project's own index."""
     driver = conn.connection.driver_connection
-    chosen = affordable_terms(driver, terms, budget, doc_counts)
+    slot = (slots or ProjectSlots()).lookup(driver, flt.project_id)
+    if slot is None:
+        return {}  # the project has never stored a memory
+    chosen = affordable_terms(driver, slot, terms, budget, doc_counts)
     if not chosen:
         return {}
-    result = conn.execute(_RANKED(flt, "sqlite"), {
+    result = conn.execute(_ranked_statement(flt, slot), {
         **filter_params(flt), "expr": match_expression(chosen), "limit": limit})
     # Hundreds of (rowid, bm25) pairs: read as plain tuples from the driver's cursor;
     # building SQLAlchemy rows for them cost more than the search itself.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,13 @@ from sqlalchemy.pool import QueuePool
 
 from aegis_memory.index import SearchFilter
 from aegis_memory.store.sql_store import SqlStore
-from aegis_memory.store.sqlite.fulltext import POSTINGS_BUDGET, DocCounts, ranked_matches
+from aegis_memory.store.sqlite.fulltext import (
+    POSTINGS_BUDGET,
+    DocCounts,
+    ProjectSlots,
+    ensure_project_index,
+    ranked_matches,
+)
 
 R = TypeVar("R")
 
@@ -89,6 +95,7 @@ class SQLiteStore(SqlStore):
         self._point_engine = _engine(path, begin="BEGIN", pool_size=1)
         self._point_lock = threading.Lock()
         self._doc_counts = DocCounts()
+        self._fulltext_slots = ProjectSlots()
 
     async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
         engine = self._writer if write else self._reader
@@ -140,5 +147,13 @@ class SQLiteStore(SqlStore):
         self, conn: Connection, flt: SearchFilter, terms: Sequence[str], limit: int
     ) -> dict[int, float]:
         return ranked_matches(
-            conn, flt, terms, limit, self.postings_budget, self._doc_counts)
+            conn, flt, terms, limit, self.postings_budget, self._doc_counts,
+            self._fulltext_slots)
+
+    def _before_memory_inserts(self, conn: Connection, project_ids: Iterable[str]) -> None:
+        """Each project's full-text table must exist before its first memory is inserted:
+        its triggers index the rows."""
+        driver = conn.connection.driver_connection
+        for project_id in sorted(set(project_ids)):
+            ensure_project_index(driver, project_id)
 

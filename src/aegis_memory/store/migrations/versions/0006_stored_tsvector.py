@@ -1,19 +1,25 @@
-"""PostgreSQL's full-text leg reads a stored ``tsvector`` that folds diacritics.
+"""Full-text indexes: one per project on SQLite; a stored, accent-folding one on PostgreSQL.
 
-Two changes to the document hybrid search matches on PostgreSQL (SQLite is unchanged):
+**SQLite: one FTS5 table per project.** Revision 0005 made one ``memories_fts`` for every
+project. FTS5's BM25 weighs a word by how many rows of the table contain it, so a tenant's
+text scores, and the words its searches could afford, moved with what other tenants wrote.
+Each project now has its own contentless table ``memories_fts_<slot>`` (slot from the new
+``fulltext_projects``) with its own triggers (``store/sqlite/fulltext.py``, which this
+revision calls to make them); new projects get theirs on their first write.
 
-* **Stored, not recomputed.** Until revision 0005 the GIN index was over an expression, so
-  the index found the matching rows but ``ts_rank`` parsed and stemmed every match's text
-  again: on LoCoMo that was 20-30 ms of a 52 ms hybrid query. ``memories.content_tsv`` is a
-  generated column (``GENERATED ALWAYS ... STORED``): PostgreSQL computes it on every insert
-  and content update, whoever writes, and ranking reads it as it is. Adding it rewrites the
-  table once (about a minute per million memories).
-* **Diacritics folded,** as SQLite's tokenizer does ("cafe" finds "café"): the text search
-  configuration ``aegis_english`` is ``english`` with the ``unaccent`` dictionary in front of
-  the stemmer for words that are not plain ASCII (the recipe of PostgreSQL's manual).
-  ``unaccent`` is a trusted contrib extension (any database owner may create it; the
-  ``pgvector/pgvector`` images and Debian's packages ship it). Where it is missing,
-  ``aegis_english`` is a plain copy of ``english``: search works, without the folding.
+**PostgreSQL: stored, not recomputed.** Until revision 0005 the GIN index was over an
+expression, so the index found the matching rows but ``ts_rank`` parsed and stemmed every
+match's text again: on LoCoMo that was 20-30 ms of a 52 ms hybrid query.
+``memories.content_tsv`` is a generated column (``GENERATED ALWAYS ... STORED``): PostgreSQL
+computes it on every insert and content update, whoever writes, and ranking reads it as it
+is. Adding it rewrites the table once (about a minute per million memories).
+
+**PostgreSQL: diacritics folded,** as SQLite's tokenizer does ("cafe" finds "café"): the text
+search configuration ``aegis_english`` is ``english`` with the ``unaccent`` dictionary in
+front of the stemmer for words that are not plain ASCII (the recipe of PostgreSQL's manual).
+``unaccent`` is a trusted contrib extension (any database owner may create it; the
+``pgvector/pgvector`` images and Debian's packages ship it). Where it is missing,
+``aegis_english`` is a plain copy of ``english``: search works, without the folding.
 
 Revision ID: 0006
 Revises: 0005
@@ -56,8 +62,29 @@ def _unaccent_installed() -> bool:
     return True
 
 
+_SQLITE_0005_TRIGGERS = ("memories_fts_insert", "memories_fts_delete", "memories_fts_update")
+
+
+def _upgrade_sqlite() -> None:
+    from aegis_memory.store.sqlite.fulltext import create_project_index
+
+    op.execute(
+        "CREATE TABLE fulltext_projects (slot INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
+        "project_id VARCHAR(256) NOT NULL, UNIQUE (project_id))")
+    for trigger in _SQLITE_0005_TRIGGERS:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    op.execute("DROP TABLE IF EXISTS memories_fts")
+    bind = op.get_bind()
+    projects = [row[0] for row in bind.exec_driver_sql(
+        "SELECT DISTINCT project_id FROM memories ORDER BY project_id")]
+    driver = bind.connection.driver_connection
+    for project_id in projects:
+        create_project_index(driver, project_id)
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
+        _upgrade_sqlite()
         return
     op.execute(f"CREATE TEXT SEARCH CONFIGURATION {PG_CONFIG} (COPY = pg_catalog.english)")
     if _unaccent_installed():
@@ -71,8 +98,25 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_memories_content_fts ON memories USING gin (content_tsv)")
 
 
+def _downgrade_sqlite() -> None:
+    bind = op.get_bind()
+    slots = [row[0] for row in bind.exec_driver_sql("SELECT slot FROM fulltext_projects")]
+    for slot in slots:
+        for trigger in ("insert", "delete", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS memories_fts_{slot}_{trigger}")
+        op.execute(f"DROP TABLE IF EXISTS memories_fts_{slot}")
+    op.execute("DROP TABLE fulltext_projects")
+    # Revision 0005's single table and triggers, rebuilt from the memories.
+    from importlib import import_module
+
+    for statement in import_module(
+            "aegis_memory.store.migrations.versions.0005_fulltext")._STATEMENTS:
+        op.execute(statement)
+
+
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
+        _downgrade_sqlite()
         return
     op.execute("DROP INDEX IF EXISTS ix_memories_content_fts")
     op.execute("ALTER TABLE memories DROP COLUMN IF EXISTS content_tsv")
