@@ -246,11 +246,14 @@ def averages(rows: Sequence[Scored]) -> dict[str, float]:
 
 
 def summarise(rows: Sequence[Scored]) -> dict[str, Any]:
-    """Averages overall (categories 1-4) and per category (1-5)."""
+    """Averages overall (categories 1-4), per category (1-5) and per conversation (1-4)."""
+    scored = [r for r in rows if r.category in SCORED_CATEGORIES]
     return {
-        "overall": averages([r for r in rows if r.category in SCORED_CATEGORIES]),
+        "overall": averages(scored),
         "categories": {str(c): averages([r for r in rows if r.category == c])
                        for c in CATEGORIES},
+        "conversations": {sid: averages([r for r in scored if r.sample_id == sid])
+                          for sid in dict.fromkeys(r.sample_id for r in rows)},
     }
 
 
@@ -390,6 +393,22 @@ def baseline_table() -> str:
     return _table(["published baseline", "R@5", "R@10", "R@20", "MRR"], rows)
 
 
+def conversation_table(modes: dict[str, dict[str, Any]]) -> str:
+    """R@10 and MRR of each mode per conversation: the settings are the same for all, so
+    a conversation where hybrid falls behind a single leg would show here."""
+    names = list(modes)
+    ids = list(next(iter(modes.values()))["conversations"]) if modes else []
+    header = ["conversation", "n"] + [f"{m} {f}" for m in names for f in ("R@10", "MRR")]
+    rows = []
+    for sid in ids:
+        cells = [sid, str(modes[names[0]]["conversations"][sid]["n"])]
+        for m in names:
+            figures = modes[m]["conversations"][sid]
+            cells += [f"{figures['r@10']:.3f}", f"{figures['mrr']:.3f}"]
+        rows.append(cells)
+    return _table(header, rows)
+
+
 def print_report(report: dict[str, Any]) -> None:
     ingest_ = report["ingest"]
     first = next(iter(report["modes"].values()), None)
@@ -407,6 +426,8 @@ def print_report(report: dict[str, Any]) -> None:
     print("\nMeasured (R@k and MRR over categories 1-4; c5 = adversarial, apart; latency per "
           f"query call, client side, after {WARMUP_QUERIES} warm-up queries):")
     print(mode_table(report["modes"]))
+    print("\nPer conversation (categories 1-4):")
+    print(conversation_table(report["modes"]))
     print("\nFor reference only, from the dataset README (all 10 conversations, not this run):")
     print(baseline_table())
     print("\nTargets (issue 9, default mode = hybrid):")

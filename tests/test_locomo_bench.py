@@ -126,6 +126,8 @@ def test_summary_averages_per_category_and_leaves_category_5_out_of_overall() ->
     assert summary["categories"]["5"] == {"n": 1, "r@5": 0.0, "r@10": 0.0, "r@20": 0.0,
                                           "mrr": 0.0}
     assert summary["categories"]["3"]["n"] == 0
+    # Per conversation: categories 1-4 only, like the overall figure.
+    assert summary["conversations"] == {"c": summary["overall"]}
 
 
 def test_parse_orders_sessions_and_builds_the_content(data_file: Path) -> None:
@@ -194,3 +196,4 @@ def test_main_writes_the_report_and_exits_0(
     assert report["machine"]["cores"] >= 1
     printed = capsys.readouterr().out
     assert "published baseline" in printed and "hybrid mode was not run" in printed
+    assert "Per conversation" in printed and "conv-t1" in printed
