@@ -34,7 +34,7 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert version == "0006"
+        assert version == "0007"
         sql = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'memories'").fetchone()[0]
         assert "AUTOINCREMENT" in sql  # row ids are index labels: never reused
@@ -149,3 +149,25 @@ def test_each_project_gets_its_own_fulltext_table_whatever_its_id(tmp_path):
         assert ids(odd, "budget") == ["m1"]
         assert ids("plain", "budget") == ["m2"]
         assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 2
+
+
+def test_user_filtered_stream_neighbours_seek_the_user_stream_index(tmp_path):
+    """Hybrid search's neighbour lookup, filtered by user, seeks the user's rows of the
+    stream (revision 0007) instead of walking the whole stream's index (seconds at 1M)."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from aegis_memory.index import SearchFilter
+    from aegis_memory.store.neighbours import _LINKS
+    from aegis_memory.store.sql_filters import filter_params
+
+    path = str(tmp_path / "plan.db")
+    _migrate(path)
+    flt = SearchFilter(project_id="p1", namespace="default", now=0.0,
+                       visible_to_agent="a1", user_id="u1")
+    compiled = _LINKS(flt, "sqlite").compile(dialect=sqlite_dialect.dialect())
+    state = compiled.construct_expanded_state({**filter_params(flt), "rows": [1, 2, 3]})
+    params = [state.parameters[name] for name in state.positiontup]
+    with sqlite3.connect(path) as conn:
+        plan = " | ".join(row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN " + state.statement, params))
+    assert plan.count("ix_memories_user_stream") == 2, plan  # before and after

@@ -195,9 +195,10 @@ Index(
 #: Alembic does not compare those parts.
 #: So is the GIN index on the share list (its operator class), and the partial index for
 #: searches filtered by user.
+#: So is the partial index of streams per user (migration 0007).
 EXPRESSION_INDEXES = frozenset(
     {"ix_memories_content_fts", "ix_memories_search_filter", "ix_memories_shared_with",
-     "ix_memories_user_filter"}
+     "ix_memories_user_filter", "ix_memories_user_stream"}
 )
 
 #: PostgreSQL's stored full-text document ``memories.content_tsv`` (migration 0006): a

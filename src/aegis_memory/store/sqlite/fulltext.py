@@ -171,7 +171,7 @@ POSTINGS_BUDGET = 2000
 
 # Query words as the index stores them (case-folded, Porter-stemmed) come from FTS5 itself: a
 # one-row table with the same tokenizer in the connection's temp schema, read back through
-# fts5vocab; the project's index's own fts5vocab gives each word's row count in the project.
+# fts5vocab. That folds words with one stem ("paint", "painting") into one.
 _TOKENIZER_TABLES = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.aegis_query USING fts5(words, "
     f"tokenize='{_TOKENIZE}')",
@@ -180,51 +180,53 @@ _TOKENIZER_TABLES = (
 )
 
 
-def _vocabulary(driver: Any, slot: int) -> str:
-    """The fts5vocab table (rows per word) of the project's index, made on first use."""
-    name = f"aegis_index_words_{int(slot)}"
-    driver.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{name} "
-                   f"USING fts5vocab(main, {project_table(slot)}, row)")
-    return f"temp.{name}"
-
-
-#: How long a word's row count is reused. ``fts5vocab`` counts a word's rows by reading its
-#: whole list of rows (10-20 ms for a word in 100k memories), and the count only decides
-#: which words a search can afford, so a minute-old count serves as well as a fresh one.
+#: How long a word's row count is reused. The count only decides which words a search can
+#: afford, so a minute-old one serves as well as a fresh one.
 DOC_COUNT_TTL = 60.0
 _DOC_COUNT_ENTRIES = 100_000
 
 
-class DocCounts:
-    """Rows per index term of each project's index, cached for ``DOC_COUNT_TTL`` seconds.
+def capped_count(driver: Any, slot: int, word: str, cap: int) -> int:
+    """How many of the project's memories contain ``word``, counting no further than
+    ``cap``: FTS5 reads the word's list of rows only that far. (``fts5vocab`` would read the
+    whole list: 100-200 ms for a common word in a million memories, the cause of a slow
+    first query that names one.)"""
+    fts = project_table(slot)
+    row = driver.execute(
+        f"SELECT count(*) FROM (SELECT rowid FROM {fts} WHERE {fts} MATCH ? LIMIT ?)",
+        (match_expression([word]), cap)).fetchone()
+    return int(row[0])
 
-    Words not in the index are not cached: looking them up costs nothing, and the next
-    memory may add them. Thread safe (the reader threads share one instance).
-    """
+
+class DocCounts:
+    """Rows per word of each project's index, up to a cap, cached for ``DOC_COUNT_TTL``
+    seconds. Thread safe (the reader threads share one instance)."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[int, str], tuple[int, float]] = {}
+        self._counts: dict[tuple[int, str, int], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def lookup(self, driver: Any, slot: int, stems: Sequence[str]) -> dict[str, int]:
+    def lookup(
+        self, driver: Any, slot: int, words: dict[str, str], cap: int
+    ) -> dict[str, int]:
+        """``words`` maps each stem to a query word with that stem; returns each stem's
+        row count, at most ``cap``."""
         now = time.monotonic()
         counts: dict[str, int] = {}
         with self._lock:
-            for stem in stems:
-                cached = self._counts.get((slot, stem))
+            for stem in words:
+                cached = self._counts.get((slot, stem, cap))
                 if cached is not None and now - cached[1] < DOC_COUNT_TTL:
                     counts[stem] = cached[0]
-        missing = [stem for stem in stems if stem not in counts]
-        if missing:
-            marks = ", ".join("?" * len(missing))
-            fresh = {stem: int(docs) for stem, docs in driver.execute(
-                f"SELECT term, doc FROM {_vocabulary(driver, slot)} WHERE term IN ({marks})",
-                missing)}
+        fresh = {stem: capped_count(driver, slot, word, cap)
+                 for stem, word in words.items() if stem not in counts}
+        if fresh:
             counts.update(fresh)
             with self._lock:
                 if len(self._counts) > _DOC_COUNT_ENTRIES:
                     self._counts.clear()
-                self._counts.update(((slot, stem), (docs, now)) for stem, docs in fresh.items())
+                self._counts.update(
+                    ((slot, stem, cap), (docs, now)) for stem, docs in fresh.items())
         return counts
 
 
@@ -249,10 +251,13 @@ def affordable_terms(
             word_of.setdefault(stem, terms[offset])
     if not word_of:
         return []
-    counts = (doc_counts or DocCounts()).lookup(driver, slot, list(word_of))
+    # A word in more rows than the whole budget can never be afforded: count no further.
+    counts = (doc_counts or DocCounts()).lookup(driver, slot, word_of, budget + 1)
     chosen: list[str] = []
     spent = 0
     for docs, stem in sorted((docs, stem) for stem, docs in counts.items()):
+        if docs == 0:
+            continue  # not in this project's index: it matches nothing
         if spent + docs > budget:
             break
         chosen.append(word_of[stem])
