@@ -906,3 +906,26 @@ def test_text_mode_finds_a_word_typed_with_combining_accents(text_finds):
     ]
     missed = [question for content, question in cases if not text_finds(content, question)]
     assert missed == []
+
+
+def test_imported_memories_are_found_by_their_words_and_so_are_later_adds(http, ns):
+    """A bulk import indexes its rows for text search in one statement at its end (SQLite:
+    not row by row by the triggers); the memories written after it are indexed as usual."""
+    words = [rare_word() for _ in range(3)]
+    added = [add(http, content=f"Imported note about {w}", namespace=ns) for w in words]
+    exported = [json.loads(line) for line in
+                http.post("/memories/export", json={"namespace": ns}).text.splitlines()]
+    assert len(exported) == 3
+    for memory_id in added:
+        assert http.delete(f"/memories/{memory_id}").status_code == 200
+    assert query(http, query=words[0], namespace=ns, mode="text") == []
+    r = http.post("/memories/import", json={"memories": exported})
+    assert r.status_code == 200 and r.json()["imported"] == 3, r.text
+    for word, memory_id in zip(words, added, strict=True):
+        assert ids(query(http, query=word, namespace=ns, mode="text")) == [memory_id]
+    again = http.post("/memories/import", json={"memories": exported})  # all skipped
+    assert again.status_code == 200 and again.json()["imported"] == 0, again.text
+    later = rare_word()
+    later_id = add(http, content=f"Written after the import: {later}", namespace=ns)
+    assert ids(query(http, query=later, namespace=ns, mode="text")) == [later_id]
+    assert ids(query(http, query=words[1], namespace=ns, mode="text")) == [added[1]]

@@ -356,9 +356,18 @@ class SqlStore:
 
     # ------------------------------------------------------------------ dialect hooks
 
-    def _before_memory_inserts(self, conn: Connection, project_ids: Iterable[str]) -> None:
+    def _before_memory_inserts(
+        self, conn: Connection, project_ids: Iterable[str], *, bulk: bool = False
+    ) -> None:
         """Called in a write transaction before it inserts memories of these projects (SQLite
-        creates a project's full-text table there)."""
+        creates a project's full-text table there). ``bulk``: the transaction will report
+        the rows it inserted to ``_after_bulk_memory_inserts``."""
+
+    def _after_bulk_memory_inserts(
+        self, conn: Connection, project_id: str, rows: Sequence[tuple[int, str]]
+    ) -> None:
+        """The ``(row id, content)`` of the memories a bulk insert inserted, in its
+        transaction."""
 
     @staticmethod
     def _dialect_insert(table: Any) -> Any:
@@ -996,7 +1005,7 @@ class SqlStore:
         if not items:
             return ImportOutcome()
         seq = self._next_seq(conn)
-        self._before_memory_inserts(conn, (i.project_id for i in items))
+        self._before_memory_inserts(conn, (i.project_id for i in items), bulk=True)
         conn.exec_driver_sql(self._import_statement(conn), _import_rows(items, seq))
         # Rows this transaction inserted carry its sequence number; skipped ones do not.
         inserted = dict(
@@ -1023,6 +1032,8 @@ class SqlStore:
             if mid in inserted
             for v in vs
         ]
+        self._after_bulk_memory_inserts(conn, items[0].project_id, [
+            (inserted[i.id], i.content) for i in items if i.id in inserted])
         if vote_rows:
             conn.execute(insert(t.votes), vote_rows)
         ids = [i.id for i in items if i.id in inserted]

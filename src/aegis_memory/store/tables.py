@@ -221,6 +221,15 @@ fulltext_projects = Table(
     info=sqlite_only(),
 )
 
+#: A row here, only ever inside a bulk import's own write transaction, tells the full-text
+#: triggers to leave the import's rows to one statement at its end (SQLite).
+fulltext_bulk = Table(
+    "fulltext_bulk",
+    metadata,
+    Column("active", Integer, nullable=False),
+    info=sqlite_only(),
+)
+
 votes = Table(
     "votes",
     metadata,

@@ -28,6 +28,8 @@ from aegis_memory.store.sqlite.fulltext import (
     POSTINGS_BUDGET,
     DocCounts,
     ProjectSlots,
+    begin_bulk_insert,
+    end_bulk_insert,
     ensure_project_index,
     ranked_matches,
 )
@@ -150,10 +152,19 @@ class SQLiteStore(SqlStore):
             conn, flt, terms, limit, self.postings_budget, self._doc_counts,
             self._fulltext_slots)
 
-    def _before_memory_inserts(self, conn: Connection, project_ids: Iterable[str]) -> None:
+    def _before_memory_inserts(
+        self, conn: Connection, project_ids: Iterable[str], *, bulk: bool = False
+    ) -> None:
         """Each project's full-text table must exist before its first memory is inserted:
-        its triggers index the rows."""
+        its triggers index the rows (a bulk insert indexes them at its end instead)."""
         driver = conn.connection.driver_connection
         for project_id in sorted(set(project_ids)):
             ensure_project_index(driver, project_id)
+        if bulk:
+            begin_bulk_insert(driver)
+
+    def _after_bulk_memory_inserts(
+        self, conn: Connection, project_id: str, rows: Sequence[tuple[int, str]]
+    ) -> None:
+        end_bulk_insert(conn.connection.driver_connection, project_id, rows)
 

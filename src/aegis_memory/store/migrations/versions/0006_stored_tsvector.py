@@ -5,7 +5,8 @@ project. FTS5's BM25 weighs a word by how many rows of the table contain it, so 
 text scores, and the words its searches could afford, moved with what other tenants wrote.
 Each project now has its own contentless table ``memories_fts_<slot>`` (slot from the new
 ``fulltext_projects``) with its own triggers (``store/sqlite/fulltext.py``, which this
-revision calls to make them); new projects get theirs on their first write.
+revision calls to make them); new projects get theirs on their first write. Bulk imports
+index their rows in one statement at the end instead (``fulltext_bulk`` tells the triggers).
 
 **PostgreSQL: stored, not recomputed.** Until revision 0005 the GIN index was over an
 expression, so the index found the matching rows but ``ts_rank`` parsed and stemmed every
@@ -71,6 +72,7 @@ def _upgrade_sqlite() -> None:
     op.execute(
         "CREATE TABLE fulltext_projects (slot INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
         "project_id VARCHAR(256) NOT NULL, UNIQUE (project_id))")
+    op.execute("CREATE TABLE fulltext_bulk (active INTEGER NOT NULL)")
     for trigger in _SQLITE_0005_TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     op.execute("DROP TABLE IF EXISTS memories_fts")
@@ -106,6 +108,7 @@ def _downgrade_sqlite() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS memories_fts_{slot}_{trigger}")
         op.execute(f"DROP TABLE IF EXISTS memories_fts_{slot}")
     op.execute("DROP TABLE fulltext_projects")
+    op.execute("DROP TABLE fulltext_bulk")
     # Revision 0005's single table and triggers, rebuilt from the memories.
     from importlib import import_module
 
