@@ -21,6 +21,7 @@ from aegis_memory.embeddings import build_embedder
 from aegis_memory.server import errors
 from aegis_memory.server.metrics import Metrics, MetricsMiddleware
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from aegis_memory.server.ratelimit import RateLimitHeadersMiddleware, limiter_for
 from aegis_memory.server.routes import admin, dashboard, keys, memories, ops
 from aegis_memory.server.routes import progress as progress_routes
 from aegis_memory.service import MemoryService
@@ -91,6 +92,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.rate_limiter = limiter_for(settings.rate_limit_per_minute,
+                                         settings.rate_limit_per_hour)
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(progress_routes.router)
@@ -101,13 +104,16 @@ def create_app(
 
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        exposed = ["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                   "X-RateLimit-Reset"]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["X-Request-ID", "Retry-After"])
+                           allow_headers=["*"], expose_headers=exposed)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         overrides={"/memories/import": settings.max_import_bytes},
     )
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     if serve_mcp:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from aegis_memory.server.ratelimit import RateLimitExceeded
 from aegis_memory.service import Identity, MemoryService
 
 _bearer = HTTPBearer(auto_error=False, description="An Aegis API key: `Bearer <key>`.")
@@ -25,6 +26,13 @@ async def get_identity(
     service: MemoryService = request.app.state.service
     identity = await service.authenticate(credentials.credentials if credentials else None)
     request.state.identity = identity
+    limiter = request.app.state.rate_limiter
+    if limiter is not None:
+        # Counted per key; the key configured by AEGIS_API_KEY has no key record.
+        decision = limiter.check(identity.key_id or f"env:{identity.project_id}")
+        request.state.rate_limit = decision
+        if not decision.allowed:
+            raise RateLimitExceeded(decision)
     return identity
 
 

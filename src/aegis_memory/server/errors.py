@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aegis_memory.server.middleware import BodyTooLarge
+from aegis_memory.server.ratelimit import RateLimitExceeded
 from aegis_memory.service.errors import (
     Conflict,
     Forbidden,
@@ -106,6 +107,14 @@ def install(app: FastAPI) -> None:
             exc.status_code, detail, _HTTP_CODES.get(exc.status_code, "http_error"),
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(RateLimitExceeded)
+    async def _rate_limited(_: Request, exc: RateLimitExceeded) -> JSONResponse:
+        # The X-RateLimit-* headers and Retry-After come from RateLimitHeadersMiddleware.
+        d = exc.decision
+        return error_response(
+            429, f"Too many requests for this API key (the limit is {d.limit} a {d.period}). "
+                 f"Retry in {max(1, d.retry_after)} s.", "rate_limited")
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
