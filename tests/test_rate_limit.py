@@ -97,3 +97,19 @@ def test_server_answers_429_with_retry_after_and_counts_each_key_apart(
         assert health.status_code == 200 and "x-ratelimit-limit" not in health.headers
         # A bad key is answered 401, not counted against anyone.
         assert client("wrong").get("/memories/export").status_code == 401
+
+
+def test_sdk_raises_a_rate_limit_error_that_says_how_long_to_wait(tmp_path: Path) -> None:
+    from aegis_memory import AegisClient
+    from aegis_memory.client.errors import AegisRateLimitError
+
+    server = ServerProcess(tmp_path / "data", env={"RATE_LIMIT_PER_HOUR": "2"}).start()
+    try:
+        with AegisClient(api_key="dev-key", base_url=server.base_url) as client:
+            client.add("Deploys happen on Tuesdays", agent_id="ops")
+            assert client.query("deploys", agent_id="ops")[0].content.startswith("Deploys")
+            with pytest.raises(AegisRateLimitError) as raised:
+                client.add("One too many", agent_id="ops")
+            assert 1700 <= raised.value.retry_after <= 1800  # one token per 30 minutes
+    finally:
+        server.stop()
