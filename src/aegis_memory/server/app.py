@@ -113,7 +113,8 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         overrides={"/memories/import": settings.max_import_bytes},
     )
-    app.add_middleware(RateLimitHeadersMiddleware)
+    if app.state.rate_limiter is not None:  # no extra layer on every request when off
+        app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     if serve_mcp:

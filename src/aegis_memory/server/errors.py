@@ -114,7 +114,7 @@ def install(app: FastAPI) -> None:
         d = exc.decision
         return error_response(
             429, f"Too many requests for this API key (the limit is {d.limit} a {d.period}). "
-                 f"Retry in {max(1, d.retry_after)} s.", "rate_limited")
+                 f"Retry in {d.retry_after} s.", "rate_limited")
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:

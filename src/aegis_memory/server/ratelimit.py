@@ -36,7 +36,8 @@ class Decision:
     remaining: int
     #: Seconds until the key's allowance is whole again.
     reset_seconds: int
-    #: Seconds to wait before the next request can pass (0 when this one passed).
+    #: Whole seconds to wait before the next request can pass: at least 1 when this one
+    #: was refused, 0 when it passed.
     retry_after: int
 
 
@@ -97,7 +98,7 @@ class RateLimiter:
                 period=self.period,
                 remaining=max(0, math.floor(min(b.tokens for b in buckets))),
                 reset_seconds=math.ceil(max(b.until_full() for b in buckets)),
-                retry_after=math.ceil(wait) if not allowed else 0,
+                retry_after=0 if allowed else max(1, math.ceil(wait)),
             )
 
 
@@ -116,7 +117,7 @@ def headers(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-reset", str(decision.reset_seconds).encode()),
     ]
     if not decision.allowed:
-        out.append((b"retry-after", str(max(1, decision.retry_after)).encode()))
+        out.append((b"retry-after", str(decision.retry_after).encode()))
     return out
 
 
