@@ -17,6 +17,7 @@ from aegis_memory.service.access import acting_agent, can_see, is_live
 from aegis_memory.service.convert import _event, to_memory
 from aegis_memory.service.errors import Conflict, NotFound, ServiceError
 from aegis_memory.service.scoring import effectiveness
+from aegis_memory.service.telemetry import timed
 from aegis_memory.store import DuplicateError
 from aegis_memory.store.records import DeltaWrite
 
@@ -48,6 +49,7 @@ def _entry(m: s.Memory) -> s.PlaybookEntry:
 class AceOperations:
     """Playbook, reflection and delta methods of :class:`MemoryService`."""
 
+    @timed("playbook")
     async def playbook(self: MemoryService, identity: Identity,
                        req: s.PlaybookRequest) -> s.PlaybookResponse:
         """Strategies and reflections the agent may see, effective enough, ranked by relevance
@@ -93,6 +95,7 @@ class AceOperations:
             query_time_ms=round((time.perf_counter() - started) * 1000, 3),
         )
 
+    @timed("reflection")
     async def reflection(self: MemoryService, identity: Identity,
                          req: s.ReflectionRequest) -> s.AddResult:
         """Store a lesson as a ``reflection`` memory; the extra fields ride in metadata."""
@@ -101,11 +104,14 @@ class AceOperations:
             value = getattr(req, key)
             if value is not None:
                 metadata[key] = value
-        return await self.add(identity, s.MemoryFields(
+        result = await self.add(identity, s.MemoryFields(
             content=req.content, agent_id=req.agent_id, namespace=req.namespace,
             user_id=req.user_id, scope=req.scope, shared_with_agents=req.shared_with_agents,
             memory_type="reflection", error_pattern=req.error_pattern, metadata=metadata,
         ))
+        if result.deduped_from is None:
+            self.telemetry.reflected()
+        return result
 
     async def _plan(self: MemoryService, identity: Identity, agent: str | None,
                     namespace: str, op: s.DeltaOperation, now: float) -> DeltaWrite:
@@ -152,6 +158,7 @@ class AceOperations:
         except LookupError as exc:
             raise NotFound(f"Memory '{exc.args[0]}' not found.", code="memory_not_found") from exc
 
+    @timed("delta")
     async def delta(self: MemoryService, identity: Identity, req: s.DeltaRequest) -> s.DeltaResult:
         """Apply add/update/deprecate operations: all or nothing by default; with
         ``atomic=False`` each operation stands alone and reports its own outcome."""
@@ -185,6 +192,9 @@ class AceOperations:
                         index=i, type=op.type, ok=False, memory_id=op.memory_id,
                         detail=exc.detail, code=exc.code))
         await self.index.catch_up()
+        added = sum(r.ok and r.type == "add" and r.deduped_from is None for r in results)
+        if added:
+            self.telemetry.memories_added(added)
         applied = sum(r.ok for r in results)
         return s.DeltaResult(results=results, applied=applied, failed=len(results) - applied)
 

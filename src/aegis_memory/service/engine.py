@@ -57,6 +57,7 @@ from aegis_memory.service.indexing import DatabaseSearch, IndexSync, Searcher, i
 from aegis_memory.service.keys import issue_key, key_info
 from aegis_memory.service.progress import ProgressService
 from aegis_memory.service.scoring import effectiveness
+from aegis_memory.service.telemetry import NoTelemetry, Telemetry, timed, timed_stream
 from aegis_memory.store import DuplicateError, Store
 from aegis_memory.store.records import (
     MemoryRecord,
@@ -119,14 +120,16 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     """One instance per process; safe to share between concurrent requests."""
 
     def __init__(
-        self, settings: Settings, store: Store, embedder: Embedder, index: Searcher
+        self, settings: Settings, store: Store, embedder: Embedder, index: Searcher,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.index = index
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
         self.events = EventWriter(store)
-        self.progress = ProgressService(store)
+        self.progress = ProgressService(store, self.telemetry)
         self._bootstrap_key = settings.aegis_api_key
         # Text queries between their start and their answer: more than one means requests
         # are waiting, and a search should leave the event loop to them (see IndexSync.search).
@@ -135,7 +138,10 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def open(cls, settings: Settings, store: Store, embedder: Embedder) -> MemoryService:
+    async def open(
+        cls, settings: Settings, store: Store, embedder: Embedder,
+        telemetry: Telemetry | None = None,
+    ) -> MemoryService:
         """Migrate, check the embedding model against the data, load and catch up the index."""
         check_production_settings(settings)
         await store.migrate(embedding_dim=await asyncio.to_thread(lambda: embedder.dim))
@@ -153,7 +159,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 store, dim=dim, model_name=embedder.model_name, directory=settings.index_dir,
                 store_id=store_id,
             )
-        return cls(settings, store, embedder, index)
+        return cls(settings, store, embedder, index, telemetry)
 
     async def close(self) -> None:
         try:
@@ -217,13 +223,21 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     # ------------------------------------------------------------------ embedding
 
     async def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        return await asyncio.to_thread(self.embedder.embed, list(texts))
+        started = time.perf_counter()
+        vectors = await asyncio.to_thread(self.embedder.embed, list(texts))
+        self.telemetry.embedded(len(texts), time.perf_counter() - started)
+        return vectors
 
     def _embed_soon(self, text: str) -> asyncio.Future[np.ndarray]:
         """Start embedding ``text`` in a worker thread right away (a coroutine would only
         start when first awaited); the future gives its vector."""
-        future = asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.embedder.embed([text])[0])
+        def embed_one() -> np.ndarray:
+            started = time.perf_counter()
+            vector = self.embedder.embed([text])[0]
+            self.telemetry.embedded(1, time.perf_counter() - started)
+            return vector
+
+        future = asyncio.get_running_loop().run_in_executor(None, embed_one)
         # A search that fails before awaiting it must not leave an unread error behind.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         return future
@@ -261,6 +275,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     async def add(self, identity: Identity, req: s.MemoryFields) -> s.AddResult:
         return (await self.add_batch(identity, [req]))[0]
 
+    @timed("add")
     async def add_batch(
         self, identity: Identity, items: Sequence[s.MemoryFields]
     ) -> list[s.AddResult]:
@@ -293,6 +308,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 if not outcome.inserted and outcome.record is not None:
                     existing[n.dedup_key] = outcome.record  # lost a race: someone else's row
             await self.index.catch_up()
+        self.telemetry.memories_added(len(to_insert))
         results: list[s.AddResult] = []
         for n in news:
             found = existing.get(n.dedup_key)
@@ -310,10 +326,14 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 deduped_from=None if first is n else first.id,
                 created_at=_ts(first.created_at),
             ))
+        deduplicated = sum(r.deduped_from is not None for r in results)
+        if deduplicated:
+            self.telemetry.deduplicated(deduplicated)
         return results
 
     # ------------------------------------------------------------------ query
 
+    @timed("query")
     async def query(self, identity: Identity, req: s.QueryRequest) -> s.QueryResponse:
         agent = acting_agent(identity, req.agent_id)
         return await self._search(
@@ -323,6 +343,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             event_type="query", mode=req.mode, neighbour_weight=req.neighbour_weight,
         )
 
+    @timed("query_cross_agent")
     async def query_cross_agent(
         self, identity: Identity, req: s.CrossAgentQueryRequest
     ) -> s.QueryResponse:
@@ -512,6 +533,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
         return m
 
+    @timed("get")
     async def get(self, identity: Identity, memory_id: str, agent_id: str | None) -> s.Memory:
         agent = acting_agent(identity, agent_id)
         return to_memory(await self._visible(identity, memory_id, agent))
@@ -565,6 +587,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             changes["shared_with_agents"] = shared
         return changes
 
+    @timed("update")
     async def update(
         self, identity: Identity, memory_id: str, req: s.UpdateMemoryRequest
     ) -> s.Memory:
@@ -588,6 +611,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         await self.index.catch_up()
         return to_memory(updated)
 
+    @timed("delete")
     async def delete(self, identity: Identity, memory_id: str, agent_id: str | None) -> None:
         agent = acting_agent(identity, agent_id)
         m = await self._modifiable(identity, memory_id, agent, "delete")
@@ -599,6 +623,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
 
     # ------------------------------------------------------------------ votes
 
+    @timed("vote")
     async def vote(self, identity: Identity, memory_id: str, req: s.VoteRequest) -> s.VoteResult:
         voter = acting_agent(identity, req.voter_agent_id, "voter_agent_id")
         if voter is None:
@@ -619,6 +644,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             event,
         )
         await self.index.catch_up()
+        self.telemetry.voted(req.vote)
         return s.VoteResult(
             memory_id=m.id, vote=req.vote, bullet_helpful=helpful, bullet_harmful=harmful,
             effectiveness_score=effectiveness(helpful, harmful),
@@ -626,6 +652,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
 
     # ------------------------------------------------------------------ handoff
 
+    @timed("handoff")
     async def handoff(self, identity: Identity, req: s.HandoffRequest) -> s.HandoffBaton:
         """Package what the source agent knows and is doing, for the target agent."""
         source = acting_agent(identity, req.source_agent_id, "source_agent_id")
@@ -684,6 +711,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
 
     # ------------------------------------------------------------------ export / import
 
+    @timed_stream("export")
     async def export(
         self, identity: Identity, req: s.ExportRequest
     ) -> AsyncIterator[s.ExportedMemory]:
@@ -720,6 +748,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                     exported.embedding_model = m.embedding_model
                 yield exported
 
+    @timed("import")
     async def import_(self, identity: Identity, req: s.ImportRequest) -> s.ImportResponse:
         """Restore exported memories into the caller's project. Idempotent: known ids and
         live duplicates are skipped; embeddings are reused when they come from our model."""
@@ -777,6 +806,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                        now=now, payload={"count": 0})
         outcome = await self.store.import_memories(news, votes, now, event) if news else None
         inserted = outcome.ids if outcome is not None else []
+        self.telemetry.memories_added(len(inserted))
         if outcome is not None and inserted:
             # The index takes the new rows as built here (their stored values and vectors).
             # Every vector is a unit vector or, when the model gave nothing usable, zero (stored

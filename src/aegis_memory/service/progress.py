@@ -16,6 +16,7 @@ from aegis_memory import schemas_progress as sp
 from aegis_memory.service.access import Identity, acting_agent
 from aegis_memory.service.convert import _event, _ts
 from aegis_memory.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from aegis_memory.service.telemetry import NoTelemetry, Telemetry
 from aegis_memory.store import DuplicateError, Store
 from aegis_memory.store.records import FeatureRecord, SessionRecord
 
@@ -66,8 +67,9 @@ def _check_owner(identity: Identity, session: SessionRecord) -> None:
 class ProgressService:
     """Session and feature operations; the `MemoryService` holds one as ``service.progress``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, telemetry: Telemetry | None = None) -> None:
         self.store = store
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
 
     # ------------------------------------------------------------------ sessions
 
@@ -94,6 +96,7 @@ class ProgressService:
                 "update it instead.",
                 code="session_exists",
             ) from None
+        self.telemetry.session_changed(record.status)
         return to_session(record)
 
     async def get_session(
@@ -155,6 +158,7 @@ class ProgressService:
         record = await self.store.modify_session(
             identity.project_id, req.namespace, session_id, change, event
         )
+        self.telemetry.session_changed(record.status)
         return to_session(record)
 
     async def list_sessions(
@@ -272,6 +276,10 @@ class ProgressService:
                 f"No feature '{feature_id}' in namespace '{req.namespace}'.",
                 code="feature_not_found",
             )
+        failed_now = record.status == "failed" and (
+            req.passes is False or req.status == "failed" or req.failure_reason is not None)
+        self.telemetry.feature_changed(
+            "passed" if req.passes is True else "failed" if failed_now else "updated")
         return to_feature(record)
 
     async def list_features(

@@ -22,6 +22,7 @@ from aegis_memory.store.records import (
     InsertOutcome,
     MemoryRecord,
     NewMemory,
+    PoolStatus,
     SessionRecord,
     TextSearch,
     VoteRecord,
@@ -33,6 +34,9 @@ class Store(Protocol):
 
     async def migrate(self, *, embedding_dim: int | None = None) -> None: ...
     async def close(self) -> None: ...
+    def pool_status(self) -> dict[str, PoolStatus]:
+        """Each connection pool by name (for the metrics)."""
+        ...
 
     async def get_meta(self, key: str) -> str | None: ...
     async def set_meta(self, key: str, value: str) -> None: ...

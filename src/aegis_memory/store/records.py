@@ -225,3 +225,18 @@ def searchable(embedding: bytes | None) -> bytes | None:
     if vector.size == 0 or not np.isfinite(vector).all() or not vector.any():
         return None
     return embedding
+
+
+@dataclass(slots=True, frozen=True)
+class PoolStatus:
+    """One connection pool's state, for the metrics: its configured size, connections lent
+    out right now, and connections open but waiting in the pool."""
+
+    size: int
+    in_use: int
+    idle: int
+
+
+def pool_status(pool: Any) -> PoolStatus:
+    """Read a SQLAlchemy ``QueuePool`` (sync or async-adapted) without locking it."""
+    return PoolStatus(size=pool.size(), in_use=pool.checkedout(), idle=pool.checkedin())

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aegis_memory import __version__
 from aegis_memory import schemas as s
 from aegis_memory.server.errors import error_response
 from aegis_memory.server.fast_json import FastJSONRoute
+from aegis_memory.server.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["ops"], route_class=FastJSONRoute)
 
@@ -45,9 +45,6 @@ async def ready(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
 async def metrics(request: Request) -> Response:
-    m = request.app.state.metrics
+    metrics = request.app.state.metrics
     service = getattr(request.app.state, "service", None)
-    if service is not None and service.index.vector_count is not None:
-        m.index_size.set(service.index.vector_count)
-        m.index_pending.set(service.index.pending or 0)
-    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(service), media_type=CONTENT_TYPE_LATEST)

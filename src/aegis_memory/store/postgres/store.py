@@ -40,7 +40,9 @@ from aegis_memory.store.records import (
     ImportOutcome,
     MemoryRecord,
     NewMemory,
+    PoolStatus,
     VoteRecord,
+    pool_status,
 )
 from aegis_memory.store.sql_store import SqlStore, _upgrade
 
@@ -209,6 +211,12 @@ class PostgresStore(SqlStore):
         await self._primary.dispose()
         if self._replica is not None:
             await self._replica.dispose()
+
+    def pool_status(self) -> dict[str, PoolStatus]:
+        pools = {"primary": pool_status(self._primary.sync_engine.pool)}
+        if self._replica is not None:
+            pools["replica"] = pool_status(self._replica.sync_engine.pool)
+        return pools
 
     # ------------------------------------------------------------------ bulk loads
 

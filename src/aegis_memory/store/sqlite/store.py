@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
 from aegis_memory.index import SearchFilter
+from aegis_memory.store.records import PoolStatus, pool_status
 from aegis_memory.store.sql_store import SqlStore
 from aegis_memory.store.sqlite.fulltext import (
     POSTINGS_BUDGET,
@@ -115,6 +116,11 @@ class SQLiteStore(SqlStore):
         handoff under load costs several)."""
         with self._point_lock, self._point_engine.begin() as conn:
             return call(conn)
+
+    def pool_status(self) -> dict[str, PoolStatus]:
+        return {"sqlite_writer": pool_status(self._writer.pool),
+                "sqlite_reader": pool_status(self._reader.pool),
+                "sqlite_point": pool_status(self._point_engine.pool)}
 
     async def current_seq(self) -> int:
         """The write sequence, read inline on the event loop: it runs before every query, and a
