@@ -42,6 +42,10 @@ class Settings(BaseSettings):
 
     rate_limit_per_minute: int = Field(default=0, ge=0, description="0 disables the limit")
     rate_limit_per_hour: int = Field(default=0, ge=0, description="0 disables the limit")
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="Requests a key may send at once; 0 = the minute limit")
+    auth_failures_per_minute: int = Field(
+        default=30, ge=0, description="Failed sign-ins per client address; 0 disables")
     redis_url: str | None = None
     cors_origins: str = ""
     log_level: str = "INFO"

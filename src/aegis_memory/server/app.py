@@ -21,7 +21,7 @@ from aegis_memory.embeddings import build_embedder
 from aegis_memory.server import errors
 from aegis_memory.server.metrics import Metrics, MetricsMiddleware
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from aegis_memory.server.ratelimit import RateLimitHeadersMiddleware, limiter_for
+from aegis_memory.server.ratelimit import RateLimitHeadersMiddleware, limits_for
 from aegis_memory.server.routes import admin, dashboard, keys, memories, ops
 from aegis_memory.server.routes import progress as progress_routes
 from aegis_memory.service import MemoryService
@@ -75,6 +75,7 @@ def create_app(
             await store.close()
             raise
         app.state.service = service
+        await app.state.limits.start()
         task = asyncio.create_task(_maintenance(service, 60.0))
         try:
             yield
@@ -83,6 +84,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await service.close()
+            await app.state.limits.aclose()
 
     app = FastAPI(
         title="Aegis Memory",
@@ -92,8 +94,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.rate_limiter = limiter_for(settings.rate_limit_per_minute,
-                                         settings.rate_limit_per_hour)
+    app.state.limits = limits_for(settings)
+    app.state.rate_limiter = app.state.limits.requests
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(progress_routes.router)

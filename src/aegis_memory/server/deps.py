@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from aegis_memory.server.ratelimit import RateLimitExceeded
+from aegis_memory.server.ratelimit import Limits, RateLimitExceeded, TooManyFailedSignIns
 from aegis_memory.service import Identity, MemoryService
+from aegis_memory.service.errors import Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="An Aegis API key: `Bearer <key>`.")
 
@@ -24,16 +25,33 @@ async def get_identity(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
     service: MemoryService = request.app.state.service
-    identity = await service.authenticate(credentials.credentials if credentials else None)
+    limits: Limits | None = getattr(request.app.state, "limits", None)
+    secret = credentials.credentials if credentials else None
+    try:
+        identity = await service.authenticate(secret)
+    except Unauthorized:
+        # A key that was sent and refused is a guess, as far as we can tell: count it against
+        # the address. A request without a key guesses nothing and stays a plain 401.
+        if secret and limits is not None and limits.auth_failures is not None:
+            decision = await limits.auth_failures.check(_client_address(request))
+            if not decision.allowed:
+                raise TooManyFailedSignIns(decision) from None
+        raise
     request.state.identity = identity
-    limiter = request.app.state.rate_limiter
+    limiter = limits.requests if limits is not None else None
     if limiter is not None:
         # Counted per key; the key configured by AEGIS_API_KEY has no key record.
-        decision = limiter.check(identity.key_id or f"env:{identity.project_id}")
+        decision = await limiter.check(identity.key_id or f"env:{identity.project_id}")
         request.state.rate_limit = decision
         if not decision.allowed:
             raise RateLimitExceeded(decision)
     return identity
+
+
+def _client_address(request: Request) -> str:
+    """The caller's address: the peer, or behind a trusted proxy the address it forwarded
+    (uvicorn runs with ``proxy_headers``, trusting ``FORWARDED_ALLOW_IPS``)."""
+    return request.client.host if request.client else "unknown"
 
 
 ServiceDep = Annotated[MemoryService, Depends(get_service)]

@@ -110,11 +110,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RateLimitExceeded)
     async def _rate_limited(_: Request, exc: RateLimitExceeded) -> JSONResponse:
-        # The X-RateLimit-* headers and Retry-After come from RateLimitHeadersMiddleware.
-        d = exc.decision
-        return error_response(
-            429, f"Too many requests for this API key (the limit is {d.limit} a {d.period}). "
-                 f"Retry in {d.retry_after} s.", "rate_limited")
+        # Retry-After here too: a refused sign-in was not counted against a key, so the
+        # headers middleware (which adds X-RateLimit-* for counted keys) may not be there.
+        return error_response(429, exc.detail, "rate_limited",
+                              headers={"Retry-After": str(exc.decision.retry_after)})
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
