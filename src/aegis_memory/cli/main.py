@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -140,6 +141,7 @@ def serve(
         os.environ["AEGIS_DATA_DIR"] = str(data_dir)
     if log_level is not None:
         os.environ["LOG_LEVEL"] = log_level
+    from aegis_memory.server.logs import configure_logging, json_logs
     from aegis_memory.service.engine import preflight
 
     embedded = _start_embedded_postgres(Settings()) if postgres_embedded else None
@@ -149,13 +151,18 @@ def serve(
         signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         settings = Settings()
+        configure_logging(settings)  # this process too: preflight, uvicorn's supervisor lines
         with _startup_errors():
             asyncio.run(preflight(settings))
-        err.print(
+        banner = (
             f"Aegis Memory on http://{settings.host}:{settings.port}  "
             f"(data: {_describe_database(settings)}, "
             f"embeddings: {settings.aegis_embedding_provider})"
         )
+        if json_logs(settings):  # a JSON log stays one JSON object per line
+            logging.getLogger("aegis_memory.server").info(banner)
+        else:
+            err.print(banner)
         uvicorn.run(
             "aegis_memory.server.app:create_app",
             factory=True,
@@ -164,6 +171,11 @@ def serve(
             workers=workers if not reload else 1,
             reload=reload,
             log_level=settings.log_level.lower(),
+            # uvicorn's loggers go through our handler (server/logs.py, set up again by
+            # create_app in each worker); our request line replaces its access log, which
+            # would print raw paths with query strings.
+            log_config=None,
+            access_log=False,
             proxy_headers=True,
         )
     finally:

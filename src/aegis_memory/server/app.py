@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from aegis_memory import __version__
 from aegis_memory.config import Settings
 from aegis_memory.embeddings import build_embedder
-from aegis_memory.server import errors
+from aegis_memory.server import errors, logs
 from aegis_memory.server.metrics import Metrics, MetricsMiddleware
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from aegis_memory.server.ratelimit import RateLimitHeadersMiddleware, limits_for
@@ -44,16 +44,6 @@ async def _maintenance(service: MemoryService, every: float) -> None:
             log.exception("maintenance round failed")
 
 
-def _configure_logging(level: str) -> None:
-    """Give our loggers a console handler unless the host application configured them."""
-    root = logging.getLogger("aegis_memory")
-    root.setLevel(level.upper())
-    if not root.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        root.addHandler(handler)
-
-
 def create_app(
     settings: Settings | None = None, *, configure_logging: bool = True, serve_mcp: bool = True
 ) -> FastAPI:
@@ -63,7 +53,7 @@ def create_app(
     costs about a second of start-up."""
     settings = settings or Settings()
     if configure_logging:
-        _configure_logging(settings.log_level)
+        logs.configure_logging(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +108,8 @@ def create_app(
     if app.state.rate_limiter is not None:  # no extra layer on every request when off
         app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if configure_logging:  # request lines are the server's; a host has its own logs
+        app.add_middleware(logs.RequestLogMiddleware)  # inside: reads the request id
     app.add_middleware(RequestIdMiddleware)
     if serve_mcp:
         _mount_mcp_if_installed(app)

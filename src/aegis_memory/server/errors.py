@@ -121,7 +121,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # The route template, not the path (ids); never the body. The exception text is
+        # redacted by the log formatter (server/logs.py: SQL parameters, key-like strings).
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        request_id = (request.scope.get("state") or {}).get("request_id")
+        log.exception("unhandled error on %s %s", request.method, route,
+                      extra={"request_id": request_id, "route": route})
         return error_response(
             500, "The server hit an unexpected error; it has been logged.", "internal_error"
         )

@@ -39,8 +39,12 @@ class EventWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self.store.add_events(batch)
-            except Exception:  # one bad batch must not stop the writer
-                log.exception("could not write %d query events", len(batch))
+            except Exception as exc:  # one bad batch must not stop the writer
+                # A database error's text lists the statement's parameters, here people's
+                # search queries: log the driver's own error, without them or a traceback.
+                orig = getattr(exc, "orig", None)
+                log.error("could not write %d query events: %r", len(batch), orig or exc,
+                          exc_info=orig is None)
             finally:
                 for _ in batch:
                     self._queue.task_done()
