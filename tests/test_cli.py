@@ -46,6 +46,32 @@ def test_serve_refuses_default_key_in_production(tmp_path):
     assert "AEGIS_ENV=production" in result.stderr and "dev-key" in result.stderr
 
 
+def test_production_refuses_a_short_key_and_serving_without_a_known_proxy(tmp_path):
+    base = {"AEGIS_ENV": "production", "PATH": "/usr/bin:/bin",
+            "AEGIS_DATA_DIR": str(tmp_path / "d")}
+    short = aegis("serve", "--port", "0", env={**base, "AEGIS_API_KEY": "s3cret"})
+    assert short.returncode == 1 and "shorter than 16 characters" in short.stderr
+    no_proxy = aegis("serve", "--port", "0",
+                     env={**base, "AEGIS_API_KEY": "a-long-random-production-secret"})
+    assert no_proxy.returncode == 1
+    assert "FORWARDED_ALLOW_IPS" in no_proxy.stderr
+    assert "production-checklist" in no_proxy.stderr
+
+
+def test_production_serves_with_its_own_key_behind_a_declared_proxy(tmp_path, start_server):
+    secret = "a-long-random-production-secret"
+    server = start_server(tmp_path / "data", AEGIS_ENV="production", AEGIS_API_KEY=secret,
+                          FORWARDED_ALLOW_IPS="127.0.0.1")
+    with httpx.Client(base_url=server.base_url, timeout=30) as c:
+        assert c.get("/health").json()["status"] == "healthy"
+        ok = c.post("/memories/add", json={"content": "prod note"},
+                    headers={"Authorization": f"Bearer {secret}"})
+        assert ok.status_code == 200, ok.text
+        dev = c.post("/memories/add", json={"content": "prod note"},
+                     headers={"Authorization": "Bearer dev-key"})
+        assert dev.status_code == 401
+
+
 def test_server_side_commands_speak_json(tmp_path):
     import json
 

@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=30, ge=0, description="Failed sign-ins per client address; 0 disables")
     redis_url: str | None = None
     cors_origins: str = ""
+    aegis_shutdown_timeout: float = Field(
+        default=25.0, gt=0,
+        description="Seconds in-flight requests get to finish after SIGTERM.",
+    )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Addresses of the TLS-terminating proxy whose X-Forwarded-* headers are "
+                    "trusted (uvicorn's setting; '*' trusts any). Required in production.",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
     host: str = "127.0.0.1"

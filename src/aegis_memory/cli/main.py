@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -144,6 +146,7 @@ def serve(
     from aegis_memory.server.logs import configure_logging, json_logs
     from aegis_memory.service.engine import preflight
 
+    metrics_dir = _share_metrics_between_workers(workers if not reload else 1)
     embedded = _start_embedded_postgres(Settings()) if postgres_embedded else None
     if embedded is not None:
         # uvicorn re-raises SIGTERM/SIGINT once it has shut down; as an exception here (rather
@@ -177,10 +180,37 @@ def serve(
             log_config=None,
             access_log=False,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            # On SIGTERM: stop accepting, let in-flight requests finish for up to this long,
+            # then the lifespan saves the index and closes the database (within Kubernetes'
+            # default 30 s grace period).
+            timeout_graceful_shutdown=settings.aegis_shutdown_timeout,
         )
     finally:
         if embedded is not None:
             embedded.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _share_metrics_between_workers(workers: int) -> Path | None:
+    """With several workers, /metrics must add up all of them, whichever one answers the
+    scrape: prometheus-client's multiprocess mode keeps each worker's values in files in
+    PROMETHEUS_MULTIPROC_DIR. Set up here, before the workers start, so every one inherits
+    it. Returns the directory to remove at exit when we made it."""
+    if workers <= 1:
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        # Values from an earlier run would be added to this one's: start from empty files.
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return None
+    made = Path(tempfile.mkdtemp(prefix="aegis-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(made)
+    return made
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -19,7 +19,7 @@ from aegis_memory import __version__
 from aegis_memory.config import Settings
 from aegis_memory.embeddings import build_embedder
 from aegis_memory.server import errors, logs
-from aegis_memory.server.metrics import Metrics, MetricsMiddleware
+from aegis_memory.server.metrics import Metrics, MetricsMiddleware, PrometheusTelemetry
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from aegis_memory.server.ratelimit import RateLimitHeadersMiddleware, limits_for
 from aegis_memory.server.routes import admin, dashboard, keys, memories, ops
@@ -44,6 +44,17 @@ async def _maintenance(service: MemoryService, every: float) -> None:
             log.exception("maintenance round failed")
 
 
+async def _refresh_metrics(metrics: Metrics, service: MemoryService, every: float) -> None:
+    """Keep this worker's state gauges current between scrapes: with several workers a
+    scrape is answered by one of them and reads the others' last values from their files."""
+    while True:
+        try:
+            metrics.refresh(service)
+        except Exception:  # a gauge is not worth a dead task
+            log.exception("refreshing the metrics failed")
+        await asyncio.sleep(every)
+
+
 def create_app(
     settings: Settings | None = None, *, configure_logging: bool = True, serve_mcp: bool = True
 ) -> FastAPI:
@@ -59,22 +70,28 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         embedder = build_embedder(settings)
         store = open_store(settings)
+        metrics: Metrics = app.state.metrics
         try:
-            service = await MemoryService.open(settings, store, embedder)
+            service = await MemoryService.open(
+                settings, store, embedder, telemetry=PrometheusTelemetry(metrics, embedder))
         except BaseException:
             await store.close()
             raise
         app.state.service = service
         await app.state.limits.start()
-        task = asyncio.create_task(_maintenance(service, 60.0))
+        tasks = [asyncio.create_task(_maintenance(service, 60.0)),
+                 asyncio.create_task(_refresh_metrics(metrics, service, 15.0))]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await service.close()
             await app.state.limits.aclose()
+            metrics.process_exited()
 
     app = FastAPI(
         title="Aegis Memory",

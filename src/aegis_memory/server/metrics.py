@@ -60,6 +60,10 @@ class Metrics:
             "aegis_http_request_duration_seconds", "HTTP request latency by route.",
             ["method", "route"], registry=r, buckets=LATENCY_BUCKETS,
         )
+        self.in_flight = Gauge(
+            "aegis_http_requests_in_flight", "HTTP requests being served right now.",
+            registry=r, multiprocess_mode="livesum",
+        )
         # Service operations, whichever interface (REST, MCP) asked for them.
         self.operations = Counter(
             "aegis_operations_total", "Service operations by name and outcome.",
@@ -222,6 +226,7 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        self.metrics.in_flight.inc()
 
         async def _send(message: Message) -> None:
             nonlocal status
@@ -232,6 +237,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, _send)
         finally:
+            self.metrics.in_flight.dec()
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")

@@ -92,11 +92,34 @@ async def verify_embedding_model(store: Store, embedder: Embedder) -> int:
     return dim
 
 
+#: The shortest AEGIS_API_KEY accepted in production (``secrets.token_urlsafe(32)`` gives 43).
+MIN_PRODUCTION_KEY_CHARS = 16
+
+
 def check_production_settings(settings: Settings) -> None:
-    if settings.aegis_env == "production" and settings.aegis_api_key == "dev-key":
+    """``AEGIS_ENV=production`` refuses what is fine on a laptop and unsafe on a network: the
+    published development key, a short key, and serving without knowing which proxy
+    terminates TLS (without it, client addresses, and with them the per-address limits on
+    failed sign-ins, are the proxy's; see docs/deployment/production-checklist.md)."""
+    if settings.aegis_env != "production":
+        return
+    if settings.aegis_api_key == "dev-key":
         raise StartupError(
             "Refusing to start with AEGIS_ENV=production while the default development "
             "key 'dev-key' is configured: set AEGIS_API_KEY to a long random secret."
+        )
+    if len(settings.aegis_api_key) < MIN_PRODUCTION_KEY_CHARS:
+        raise StartupError(
+            f"Refusing to start with AEGIS_ENV=production: AEGIS_API_KEY is shorter than "
+            f"{MIN_PRODUCTION_KEY_CHARS} characters. Use a long random secret, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
+    if not (settings.forwarded_allow_ips or "").strip():
+        raise StartupError(
+            "Refusing to start with AEGIS_ENV=production without FORWARDED_ALLOW_IPS: serve "
+            "behind a TLS-terminating proxy and set FORWARDED_ALLOW_IPS to its address(es) "
+            "('*' when only the proxy can reach the server). See "
+            "docs/deployment/production-checklist.md."
         )
 
 
