@@ -162,15 +162,22 @@ class _SharedClient(_Backend):
 #: `_remember_headers` so that tools and static resources alike can forward the caller's key.
 _request_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "aegis_mcp_request_headers", default=None)
+#: The MCP caller's address, forwarded as the in-process request's client so that limits per
+#: address (failed sign-ins) count the caller, not the loopback.
+_request_client: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "aegis_mcp_request_client", default=None)
 
 
 async def _remember_headers(ctx: Any, call_next: Callable[[Any], Awaitable[T]]) -> T:
     """MCP server middleware: expose the current HTTP request's headers to the handler."""
-    headers = getattr(getattr(ctx, "request", None), "headers", None)
-    token = _request_headers.set(headers)
+    request = getattr(ctx, "request", None)
+    peer = getattr(request, "client", None)
+    token = _request_headers.set(getattr(request, "headers", None))
+    client_token = _request_client.set((peer.host, peer.port) if peer else None)
     try:
         return await call_next(ctx)
     finally:
+        _request_client.reset(client_token)
         _request_headers.reset(token)
 
 
@@ -194,7 +201,8 @@ class _ForwardedKey(_Backend):
         if key is None:
             raise ToolError("Authentication failed: send your Aegis API key as "
                             "'Authorization: Bearer <key>' to the MCP endpoint.")
-        transport = httpx.ASGITransport(app=self._app, raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=self._app, raise_app_exceptions=False,
+                                        client=_request_client.get() or ("127.0.0.1", 123))
         async with AsyncAegisClient(api_key=key, base_url=_IN_PROCESS_URL,
                                     timeout=self._timeout, transport=transport) as client:
             yield client
