@@ -95,6 +95,8 @@ def _engine(url: str, *, pool_size: int, max_overflow: int, name: str) -> AsyncE
         # connection the server dropped fails its one request, and SQLAlchemy then discards
         # the pool's other connections of that generation.
         pool_recycle=1800,
+        # Errors must not carry statement values (memory content, query text) into logs.
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": f"aegis-memory-{name}"}},
     )
 

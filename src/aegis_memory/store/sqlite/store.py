@@ -55,6 +55,8 @@ def _engine(path: str, *, begin: str, pool_size: int) -> Engine:
         pool_size=pool_size,
         max_overflow=0,
         connect_args={"check_same_thread": False},
+        # Errors must not carry statement values (memory content, query text) into logs.
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
