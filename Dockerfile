@@ -26,6 +26,12 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install '.[server,postgres]'
 
+# The local embedding model (all-MiniLM-L6-v2, int8 ONNX, about 23 MB) is part of the package:
+# the install above put it inside the virtual environment, so the image never downloads a model,
+# not here and not at run time. Embedding one text proves it is there and loads, offline.
+RUN python -c "from aegis_memory.embeddings.local import LocalOnnxEmbedder; \
+assert LocalOnnxEmbedder().embed(['baked in']).shape == (1, 384)"
+
 # -------------------------------------------------------------------------- runtime stage
 FROM python:3.11-slim
 

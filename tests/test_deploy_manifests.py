@@ -1,23 +1,32 @@
-"""Lint the deployment artifacts: Dockerfile, .dockerignore, docker-compose.yml and k8s/.
+"""Lint the deployment artifacts: Dockerfile, .dockerignore, docker-compose.yml, k8s/ and the
+deployment guides in docs/deployment/.
 
 Neither Docker nor a Kubernetes cluster runs where these tests run, so the files are read and
-cross-checked against the code instead: probe and health-check paths against the routes of the
-real FastAPI app, environment variables against ``Settings``, COPY sources against the
-repository, and the Kubernetes objects against each other (selectors, ports, names).
+cross-checked against the code instead: every Kubernetes object against the API schemas of a
+fixed Kubernetes version (kubernetes-validate, strict: unknown fields fail), probe and
+health-check paths against the routes of the real FastAPI app, environment variables against
+``Settings``, COPY sources against the repository, the Kubernetes objects against each other
+(selectors, ports, names), and the guides' links, commands, settings and metric names against
+the files and the code they describe.
 """
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import kubernetes_validate
 import pytest
 import yaml
 from fastapi import FastAPI
@@ -26,6 +35,7 @@ from aegis_memory.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
+DOCS = ROOT / "docs" / "deployment"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -33,11 +43,22 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 NAMESPACE = "aegis"
 APP_LABELS = {"app.kubernetes.io/name": "aegis-memory"}
+COMPONENT = "app.kubernetes.io/component"
 SECRET_EXAMPLE = "secret.example.yaml"
 
-# Environment names the PostgreSQL backend work is adding to Settings (SPEC §9). They count as
-# known even while src/aegis_memory/config.py does not have them yet.
-SETTINGS_FIELDS_COMING = frozenset({"DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DATABASE_READ_REPLICA_URL"})
+# The optional parts of k8s/, each a kustomization of its own, by directory.
+K8S_PARTS = ("postgres", "redis", "migrate")
+
+# The Kubernetes versions whose API schemas every manifest must satisfy: the oldest the
+# manifests are meant for, and a recent one (kubernetes-validate bundles the schemas).
+KUBERNETES_VERSIONS = ("1.29", "1.34")
+
+# The Redis address the guides, the compose file and k8s/redis/ give for shared rate limits.
+REDIS_URL_EXAMPLE = "redis://redis:6379/0"
+
+# uvicorn's own setting (whose X-Forwarded-* headers to believe). Settings reads it too, to
+# require it in production and hand it to uvicorn; it is allowed by name either way.
+UVICORN_ENV = frozenset({"FORWARDED_ALLOW_IPS"})
 
 # Dockerfile ENV names that configure Python or the shell, not Aegis.
 NON_AEGIS_IMAGE_ENV = frozenset({
@@ -55,7 +76,7 @@ POSTGRES_CONNECTION_BUDGET = 100 - 3
 
 def settings_env_names() -> set[str]:
     """Every environment name Settings reads (case-insensitive, so compared upper-case)."""
-    names = set(SETTINGS_FIELDS_COMING)
+    names: set[str] = set()
     for field_name, info in Settings.model_fields.items():
         names.add(field_name.upper())
         for alias in (info.alias, info.validation_alias):
@@ -92,6 +113,50 @@ def one(kind: str) -> dict[str, Any]:
     found = [o for o in k8s_objects() if o.get("kind") == kind]
     assert len(found) == 1, f"expected exactly one {kind} in k8s/, found {len(found)}"
     return found[0]
+
+
+def all_k8s_files() -> list[Path]:
+    """Every YAML file under k8s/, the optional parts' directories included."""
+    return sorted(p for p in K8S.rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def all_k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
+    """Every Kubernetes object under k8s/ (the example Secrets too), with its file."""
+    return [(path, doc) for path in all_k8s_files() if path.name != "kustomization.yaml"
+            for doc in yaml_docs(path)]
+
+
+def part_objects(part: str) -> list[dict[str, Any]]:
+    return [doc for path, doc in all_k8s_objects() if path.parent == K8S / part]
+
+
+def part_one(part: str, kind: str) -> dict[str, Any]:
+    found = [o for o in part_objects(part) if o["kind"] == kind]
+    assert len(found) == 1, f"expected exactly one {kind} in k8s/{part}/, found {len(found)}"
+    return found[0]
+
+
+def kustomization_files() -> list[Path]:
+    return sorted(K8S.rglob("kustomization.yaml"))
+
+
+def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]
+
+
+def workloads() -> list[dict[str, Any]]:
+    """Every object under k8s/ that runs pods."""
+    return [o for _, o in all_k8s_objects() if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+def only_container(workload: dict[str, Any]) -> dict[str, Any]:
+    containers = pod_template(workload)["spec"]["containers"]
+    assert len(containers) == 1, f"{workload['metadata']['name']} should run one container"
+    return containers[0]
+
+
+def exec_probe(probe: dict[str, Any]) -> list[str]:
+    return probe["exec"]["command"]
 
 
 def kustomization() -> dict[str, Any]:
@@ -284,11 +349,45 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())
 
 
-def compose_env(service: dict[str, Any]) -> dict[str, str]:
+def _compose_env_raw(service: dict[str, Any]) -> dict[str, Any]:
     env = service.get("environment") or {}
     if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {str(k): str(v) for k, v in env.items()}
+        env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return env
+
+
+def compose_env(service: dict[str, Any]) -> dict[str, str]:
+    """The variables a service sets to a value. A name without a value is taken from the shell
+    running compose, and left out of the container when unset there: see compose_passthrough."""
+    return {str(k): str(v) for k, v in _compose_env_raw(service).items() if v is not None}
+
+
+def compose_passthrough(service: dict[str, Any]) -> set[str]:
+    return {str(k) for k, v in _compose_env_raw(service).items() if v is None}
+
+
+def published_ports(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of each short-form ``ports`` entry."""
+    out = []
+    for entry in service.get("ports", []):
+        parts = str(entry).split(":")
+        if len(parts) == 2:
+            parts = ["0.0.0.0", *parts]
+        assert len(parts) == 3, f"unreadable port entry {entry!r}"
+        out.append((parts[0], parts[1], parts[2]))
+    return out
+
+
+def forwarded_allow_ips_ok(value: str) -> bool:
+    """A value uvicorn accepts: '*' or comma-separated addresses and networks."""
+    if value.strip() == "*":
+        return True
+    try:
+        for item in value.split(","):
+            ipaddress.ip_network(item.strip(), strict=False)
+    except ValueError:
+        return False
+    return bool(value.strip())
 
 
 def configmap_data() -> dict[str, Any]:
@@ -303,7 +402,7 @@ def example_secret_data() -> dict[str, Any]:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No Aegis settings from the developer's shell leak into Settings() here."""
     for name in list(os.environ):
-        if name.upper() in settings_env_names():
+        if name.upper() in settings_env_names() | UVICORN_ENV:
             monkeypatch.delenv(name)
     return monkeypatch
 
@@ -330,8 +429,8 @@ def served_get_paths(app: FastAPI) -> set[str]:
 
 
 def test_every_yaml_file_parses() -> None:
-    paths = [COMPOSE, *k8s_files()]
-    assert len(paths) >= 9
+    paths = [COMPOSE, *all_k8s_files()]
+    assert len(paths) >= 18
     for path in paths:
         docs = yaml_docs(path)
         assert docs, f"{path.name} holds no YAML document"
@@ -507,19 +606,39 @@ def test_resource_requests_fit_within_limits() -> None:
 
 
 def test_every_configured_env_name_is_a_setting() -> None:
-    known = settings_env_names()
+    """Every name the server's containers get is a Settings field, or uvicorn's
+    FORWARDED_ALLOW_IPS."""
+    known = settings_env_names() | UVICORN_ENV
     aegis_service = compose()["services"]["aegis"]
+    job = only_container(part_one("migrate", "Job"))
     sources = {
         "configmap.yaml": set(configmap_data()),
         SECRET_EXAMPLE: set(example_secret_data()),
         "deployment env": {e["name"] for e in container().get("env", [])},
+        "migrate job env": {e["name"] for e in job.get("env", [])},
         "docker-compose.yml": set(compose_env(aegis_service)).union(
+            compose_passthrough(aegis_service),
             *(compose_vars(v) for v in compose_env(aegis_service).values())),
         "Dockerfile ENV": set(image_env()) - NON_AEGIS_IMAGE_ENV,
     }
     for where, names in sources.items():
         unknown = {n for n in names if n.upper() not in known}
         assert not unknown, f"{where} sets names the server does not read: {sorted(unknown)}"
+
+
+def test_forwarded_allow_ips_is_set_for_the_tls_proxy() -> None:
+    """Production mode requires FORWARDED_ALLOW_IPS; both setups set a value uvicorn takes."""
+    k8s_value = configmap_data()["FORWARDED_ALLOW_IPS"]
+    compose_value = compose_env(compose()["services"]["aegis"])["FORWARDED_ALLOW_IPS"]
+    for value in (k8s_value, compose_value):
+        assert forwarded_allow_ips_ok(value), value
+    assert forwarded_allow_ips_ok("10.244.0.0/16, 10.0.0.5") and not forwarded_allow_ips_ok("")
+    # "*" trusts every peer: right only while no one but the proxy can reach the server.
+    if compose_value == "*":
+        for host, _, _ in published_ports(compose()["services"]["aegis"]):
+            assert ipaddress.ip_address(host).is_loopback, "a public port with '*' trusts anyone"
+    if k8s_value == "*":
+        assert one("Service")["spec"].get("type", "ClusterIP") == "ClusterIP"
 
 
 def _settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -558,6 +677,18 @@ def test_compose_configuration_is_a_valid_production_configuration(
     assert not settings.is_sqlite
 
 
+def test_production_would_refuse_these_configurations_without_the_proxy_setting(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """What the guides say: production mode needs FORWARDED_ALLOW_IPS, so the value the
+    ConfigMap sets is load-bearing."""
+    env = {k: v for k, v in image_env().items() if k not in NON_AEGIS_IMAGE_ENV}
+    env |= configmap_data() | example_secret_data()
+    del env["FORWARDED_ALLOW_IPS"]
+    with pytest.raises(Exception, match="FORWARDED_ALLOW_IPS"):
+        _settings_from(env, clean_env)
+
+
 def _pool_per_process(env: dict[str, str]) -> int:
     pool = int(env.get("DB_POOL_SIZE", setting_default("db_pool_size", 10)))
     overflow = int(env.get("DB_MAX_OVERFLOW", setting_default("db_max_overflow", 20)))
@@ -565,11 +696,25 @@ def _pool_per_process(env: dict[str, str]) -> int:
 
 
 def test_k8s_connections_fit_a_stock_postgres_at_full_scale() -> None:
+    """At the HPA's maximum, plus the extra pod of a rollout (maxSurge), or plus the
+    migration Job: never more connections than a stock PostgreSQL accepts."""
     c = container()
     workers = workers_in([*c.get("command", []), *c.get("args", [])])
-    peak = one("HorizontalPodAutoscaler")["spec"]["maxReplicas"] * workers * _pool_per_process(
-        configmap_data())
-    assert peak <= POSTGRES_CONNECTION_BUDGET, f"{peak} connections at maxReplicas"
+    per_pod = workers * _pool_per_process(configmap_data())
+    max_replicas = one("HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    surge = deployment()["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert isinstance(surge, int), "a fixed maxSurge keeps this budget checkable"
+    job = only_container(part_one("migrate", "Job"))
+    job_workers = workers_in([*job.get("command", []), *job.get("args", [])])
+    for what, peak in (
+        ("at maxReplicas during a rollout", (max_replicas + surge) * per_pod),
+        ("at maxReplicas with the migration Job", max_replicas * per_pod
+         + job_workers * _pool_per_process(configmap_data())),
+    ):
+        assert peak <= POSTGRES_CONNECTION_BUDGET, f"{peak} connections {what}"
+    # The StatefulSet in k8s/postgres/ states the limit the budget assumes.
+    args = only_container(part_one("postgres", "StatefulSet"))["args"]
+    assert f"max_connections={100}" in args
 
 
 def test_compose_connections_fit_a_stock_postgres() -> None:
@@ -618,7 +763,8 @@ def test_compose_serves_aegis_on_the_published_port(served_get_paths: set[str]) 
     assert command[:2] == ["aegis", "serve"]
     port = command[command.index("--port") + 1]
     assert command[command.index("--host") + 1] == "0.0.0.0"
-    assert f"{port}:{port}" in [str(p) for p in aegis["ports"]]
+    # Published on the host's loopback only: plain HTTP stays behind the TLS proxy.
+    assert published_ports(aegis) == [("127.0.0.1", port, port)]
 
     check = aegis["healthcheck"]["test"]
     check = " ".join(check) if isinstance(check, list) else check
@@ -723,3 +869,577 @@ def test_dockerignore_matcher() -> None:
     assert not dockerignored("keep.db", ["**/*.db", "!keep.db"])
     assert dockerignored("benchmarks/results/r.json", ["benchmarks/results"])
     assert not dockerignored("benchmarks/run.py", ["benchmarks/results"])
+
+
+# ------------------------------------------------------------------ Kubernetes API schemas
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize(
+    "path", [p for p in all_k8s_files() if p.name != "kustomization.yaml"], ids=_rel)
+def test_manifest_matches_the_kubernetes_api_schema(path: Path, version: str) -> None:
+    """Strict: an unknown or misspelt field fails, as does a kind the version does not have."""
+    docs = yaml_docs(path)
+    assert docs, f"{_rel(path)} holds no object"
+    for doc in docs:
+        what = f"{_rel(path)}: {doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            field = ".".join(str(part) for part in exc.path)
+            pytest.fail(f"{what} (Kubernetes {version}): {field}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            pytest.fail(f"{what}: {exc.message}")
+
+
+def test_the_schema_check_is_strict() -> None:
+    """A misspelt field fails the check above, so its passing means something."""
+    bad = copy.deepcopy(deployment())
+    probe = bad["spec"]["template"]["spec"]["containers"][0].pop("livenessProbe")
+    bad["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = probe
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, KUBERNETES_VERSIONS[0], strict=True)
+    kubernetes_validate.validate(deployment(), KUBERNETES_VERSIONS[0], strict=True)
+
+
+# ------------------------------------------------------------------ kustomizations
+
+
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "resources", "images"}
+
+
+def _listed_files(kustomization_path: Path) -> list[Path]:
+    k = yaml.safe_load(kustomization_path.read_text())
+    return [kustomization_path.parent / name for name in k["resources"]]
+
+
+@pytest.mark.parametrize("path", kustomization_files(), ids=_rel)
+def test_kustomization_lists_every_manifest_of_its_directory(path: Path) -> None:
+    k = yaml.safe_load(path.read_text())
+    assert (k["apiVersion"], k["kind"]) == ("kustomize.config.k8s.io/v1beta1", "Kustomization")
+    assert set(k) <= KUSTOMIZATION_KEYS, f"unexpected keys {sorted(set(k) - KUSTOMIZATION_KEYS)}"
+    assert k["namespace"] == NAMESPACE
+    resources = k["resources"]
+    assert len(resources) == len(set(resources)), "a resource is listed twice"
+    for target in _listed_files(path):
+        assert target.is_file(), f"{_rel(path)} lists {target.name}, which does not exist"
+        assert target.parent == path.parent, "each kustomization lists its own directory's files"
+    here = {p.name for p in path.parent.glob("*.yaml")} - {"kustomization.yaml", SECRET_EXAMPLE}
+    assert set(resources) == here, "a manifest is not listed (or a listed one is missing)"
+    assert SECRET_EXAMPLE not in resources, "real secrets must not come from the repository"
+
+    images = {only_container(o)["image"].rsplit(":", 1)[0]
+              for f in _listed_files(path) for o in yaml_docs(f)
+              if o["kind"] in ("Deployment", "StatefulSet", "Job")}
+    for image in k.get("images", []):
+        assert image["name"] in images, f"images: {image['name']} is not used here"
+        assert image.get("newTag", PYPROJECT["project"]["version"]) == PYPROJECT["project"][
+            "version"]
+
+
+def test_every_k8s_directory_is_a_kustomization() -> None:
+    directories = {p.parent for p in all_k8s_files()}
+    assert directories == {K8S, *(K8S / part for part in K8S_PARTS)}
+    for directory in directories:
+        assert (directory / "kustomization.yaml").is_file(), directory
+
+
+def test_every_object_carries_the_namespace_and_its_part_label() -> None:
+    for path, obj in all_k8s_objects():
+        where = f"{_rel(path)}: {obj['kind']} {obj['metadata']['name']}"
+        labels = obj["metadata"].get("labels") or {}
+        assert APP_LABELS.items() <= labels.items(), f"{where} lacks {APP_LABELS}"
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == NAMESPACE, where
+        if path.parent != K8S:
+            assert labels.get(COMPONENT), f"{where} needs an {COMPONENT} label"
+    for part in K8S_PARTS:
+        components = {o["metadata"]["labels"][COMPONENT] for o in part_objects(part)}
+        assert len(components) == 1, f"k8s/{part}/ mixes components {components}"
+        for workload in (o for o in part_objects(part) if "template" in o.get("spec", {})):
+            labels = pod_template(workload)["metadata"]["labels"]
+            assert labels.get(COMPONENT) in components
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("path", kustomization_files(), ids=_rel)
+def test_kustomize_renders_what_the_files_hold(path: Path) -> None:
+    done = subprocess.run(["kubectl", "kustomize", str(path.parent)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
+    expected = [o for f in _listed_files(path) for o in yaml_docs(f)]
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, rendered)) == sorted(map(key, expected))
+    version = PYPROJECT["project"]["version"]
+    for obj in rendered:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == NAMESPACE
+        if obj["kind"] in ("Deployment", "Job") and "aegis-memory" in only_container(obj)["image"]:
+            assert only_container(obj)["image"] == f"aegis-memory:{version}"
+
+
+# ------------------------------------------------------------------ selectors across the parts
+
+
+def _selector(obj: dict[str, Any]) -> dict[str, Any] | None:
+    if obj["kind"] == "Service":
+        return obj["spec"].get("selector")
+    if obj["kind"] in ("Deployment", "StatefulSet", "PodDisruptionBudget"):
+        return obj["spec"]["selector"]
+    return None
+
+
+def test_every_selector_picks_the_pods_of_its_own_part_only() -> None:
+    """All parts share app.kubernetes.io/name; the component label keeps each Service,
+    PodDisruptionBudget and workload selector on its own pods."""
+    pods = [(w["metadata"]["name"], pod_template(w)["metadata"]["labels"]) for w in workloads()]
+    for path, obj in all_k8s_objects():
+        selector = _selector(obj)
+        if selector is None:
+            continue
+        where = f"{_rel(path)}: {obj['kind']} {obj['metadata']['name']}"
+        component = obj["metadata"]["labels"][COMPONENT]
+        chosen = {name for name, labels in pods if selects(selector, labels)}
+        own = {name for name, labels in pods if labels.get(COMPONENT) == component}
+        assert chosen, f"{where} selects no pods"
+        assert chosen == own, f"{where} selects {sorted(chosen)}, not {sorted(own)}"
+
+
+def test_every_service_targets_a_named_port_of_its_pods() -> None:
+    for _, svc in all_k8s_objects():
+        if svc["kind"] != "Service":
+            continue
+        selected = [w for w in workloads()
+                    if selects(svc["spec"]["selector"], pod_template(w)["metadata"]["labels"])]
+        names = {p["name"]: p["containerPort"] for w in selected
+                 for p in only_container(w).get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in names, f"{svc['metadata']['name']}: {port}"
+
+
+# ------------------------------------------------------------------ every workload
+
+
+@pytest.mark.parametrize("name", [f"{w['kind']}/{w['metadata']['name']}" for w in workloads()])
+def test_every_workload_runs_unprivileged_within_set_resources(name: str) -> None:
+    workload = next(w for w in workloads() if f"{w['kind']}/{w['metadata']['name']}" == name)
+    pod = pod_template(workload)["spec"]
+    c = only_container(workload)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"].get("runAsUser", 0) != 0
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod.get("automountServiceAccountToken") is False
+    assert pod.get("enableServiceLinks") is False
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+    requests, limits = c["resources"]["requests"], c["resources"]["limits"]
+    assert 0 < cpu_cores(requests["cpu"]) <= cpu_cores(limits["cpu"])
+    assert 0 < memory_bytes(requests["memory"]) <= memory_bytes(limits["memory"])
+
+    volumes = {v["name"] for v in pod.get("volumes", [])}
+    claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+    for mount in c.get("volumeMounts", []):
+        assert mount["name"] in volumes | claims, f"volumeMount {mount['name']} has no volume"
+    if workload["kind"] != "Job":
+        assert "livenessProbe" in c and "readinessProbe" in c
+
+
+# ------------------------------------------------------------------ PostgreSQL StatefulSet
+
+
+def postgres_env() -> dict[str, dict[str, Any]]:
+    c = only_container(part_one("postgres", "StatefulSet"))
+    return {e["name"]: e for e in c["env"]}
+
+
+def test_postgres_statefulset_is_served_by_its_headless_service() -> None:
+    sts, svc = part_one("postgres", "StatefulSet"), part_one("postgres", "Service")
+    labels = pod_template(sts)["metadata"]["labels"]
+    assert sts["spec"]["serviceName"] == svc["metadata"]["name"]
+    assert svc["spec"]["clusterIP"] == "None", "a StatefulSet's service is headless"
+    assert selects(sts["spec"]["selector"], labels)
+    assert selects(svc["spec"]["selector"], labels)
+    assert sts["spec"]["replicas"] == 1, "one server: no replication is set up here"
+    ports = {p["name"]: p["containerPort"] for p in only_container(sts)["ports"]}
+    assert [(p["port"], ports[p["targetPort"]]) for p in svc["spec"]["ports"]] == [(5432, 5432)]
+    # The same image as the compose file's database.
+    assert only_container(sts)["image"] == compose()["services"]["postgres"]["image"]
+    assert only_container(sts)["image"].startswith("pgvector/pgvector:pg")
+
+
+def test_postgres_keeps_its_data_on_a_claimed_volume() -> None:
+    sts = part_one("postgres", "StatefulSet")
+    c = only_container(sts)
+    claims = {t["metadata"]["name"]: t for t in sts["spec"]["volumeClaimTemplates"]}
+    on_claims = [m["mountPath"] for m in c["volumeMounts"] if m["name"] in claims]
+    assert len(on_claims) == 1
+    # initdb needs an empty directory, and a fresh volume's root may hold lost+found.
+    pgdata = postgres_env()["PGDATA"]["value"]
+    assert pgdata.startswith(on_claims[0].rstrip("/") + "/")
+    claim = next(iter(claims.values()))["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert memory_bytes(claim["resources"]["requests"]["storage"]) >= 10 * 2**30
+    # A read-only root: the socket directory must be writable too.
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"/var/run/postgresql", "/tmp"} <= mounts
+
+
+def test_postgres_password_comes_from_the_secret_its_example_shows() -> None:
+    env = postgres_env()
+    assert "value" not in env["POSTGRES_PASSWORD"], "no password in the repository"
+    ref = env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    example = part_one("postgres", "Secret")
+    assert ref["name"] == example["metadata"]["name"]
+    assert ref["key"] in example["stringData"]
+    compose_pg = compose_env(compose()["services"]["postgres"])
+    assert env["POSTGRES_USER"]["value"] == compose_pg["POSTGRES_USER"]
+    assert env["POSTGRES_DB"]["value"] == compose_pg["POSTGRES_DB"]
+
+
+def test_the_documented_in_cluster_database_url_reaches_the_statefulset() -> None:
+    svc = part_one("postgres", "Service")
+    env = postgres_env()
+    texts = {
+        "k8s/postgres/kustomization.yaml": (K8S / "postgres" / "kustomization.yaml").read_text(),
+        "docs/deployment/kubernetes.md": (DOCS / "kubernetes.md").read_text(),
+    }
+    for where, text in texts.items():
+        urls = re.findall(r"postgresql://[^\s\"'`]*@postgres[^\s\"'`]*", text)
+        assert urls, f"{where} does not give the in-cluster DATABASE_URL"
+        for url in urls:
+            parts = urlsplit(url)
+            assert parts.hostname == svc["metadata"]["name"], url
+            assert parts.port == svc["spec"]["ports"][0]["port"], url
+            assert parts.username == env["POSTGRES_USER"]["value"], url
+            assert parts.path.lstrip("/") == env["POSTGRES_DB"]["value"], url
+
+
+def test_postgres_probes_shutdown_and_memory() -> None:
+    sts = part_one("postgres", "StatefulSet")
+    c = only_container(sts)
+    for name in ("startupProbe", "livenessProbe", "readinessProbe"):
+        command = exec_probe(c[name])
+        # Over TCP: the temporary server of first-time initialisation listens on no port.
+        assert command[0] == "pg_isready" and "127.0.0.1" in command, name
+        assert command[command.index("-U") + 1] == postgres_env()["POSTGRES_USER"]["value"]
+    startup = c["startupProbe"]
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= 300
+    # A fast shutdown, which does not wait for the API's pooled connections, within the
+    # grace period.
+    stop = " ".join(c["lifecycle"]["preStop"]["exec"]["command"])
+    assert "pg_ctl stop" in stop and "-m fast" in stop
+    wait = int(re.search(r"-t (\d+)", stop).group(1))
+    assert wait < pod_template(sts)["spec"]["terminationGracePeriodSeconds"]
+    # shared_buffers at most half of the memory limit.
+    settings = dict(arg.split("=", 1) for arg in c["args"] if "=" in arg)
+    assert memory_bytes(settings["shared_buffers"].replace("MB", "Mi").replace("GB", "Gi")) \
+        <= memory_bytes(c["resources"]["limits"]["memory"]) // 2
+
+
+# ------------------------------------------------------------------ Redis and rate limits
+
+
+def test_redis_for_rate_limits_matches_the_documented_url() -> None:
+    url = urlsplit(REDIS_URL_EXAMPLE)
+    svc, dep = part_one("redis", "Service"), part_one("redis", "Deployment")
+    assert url.hostname == svc["metadata"]["name"]
+    assert url.port in {p["port"] for p in svc["spec"]["ports"]}
+    # One instance at a time: two side by side would split the counters.
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    args = only_container(dep)["args"]
+    assert args[args.index("--save") + 1] == "" and args[args.index("--appendonly") + 1] == "no"
+
+    services = compose()["services"]
+    assert url.hostname in services
+    compose_args = services["redis"]["command"]
+    assert compose_args[compose_args.index("--save") + 1] == ""
+    for where in (COMPOSE, DOCS / "docker.md", DOCS / "kubernetes.md", DOCS / "scaling.md",
+                  K8S / "configmap.yaml", K8S / "redis" / "kustomization.yaml"):
+        assert REDIS_URL_EXAMPLE in where.read_text(), f"{_rel(where)} lacks {REDIS_URL_EXAMPLE}"
+
+
+def test_compose_redis_is_optional_behind_its_profile() -> None:
+    services = compose()["services"]
+    redis = services["redis"]
+    assert redis["profiles"] == ["redis"]
+    assert "ports" not in redis, "Redis is for the server only"
+    check = redis["healthcheck"]["test"]
+    assert check[-2:] == ["redis-cli", "ping"]
+    for name, service in services.items():
+        if name == "redis":
+            continue
+        assert "profiles" not in service, f"{name} must start without any profile"
+        depends = service.get("depends_on") or {}
+        assert isinstance(depends, dict), "long-form depends_on, so redis can be optional"
+        if "redis" in depends:
+            assert depends["redis"]["required"] is False, f"{name} needs redis without profile"
+            assert depends["redis"]["condition"] == "service_healthy"
+    aegis = services["aegis"]
+    # From the shell when set there, else absent: a fixed value would point at a Redis that
+    # does not run without the profile.
+    assert "REDIS_URL" in compose_passthrough(aegis)
+    assert "REDIS_URL" not in compose_env(aegis)
+
+
+# ------------------------------------------------------------------ migration Job
+
+
+def test_migration_job_runs_aegis_migrate_like_the_server() -> None:
+    job = part_one("migrate", "Job")
+    c = only_container(job)
+    assert c["command"] == ["aegis", "migrate"]
+    assert "migrate" in cli_commands()
+    assert c["envFrom"] == container()["envFrom"], "the same settings as the server"
+    assert c["image"] == container()["image"]
+    pod = pod_template(job)["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsUser"] == pod_spec()["securityContext"]["runAsUser"]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {"/tmp", configmap_data()["AEGIS_DATA_DIR"]} <= mounts
+
+
+# ------------------------------------------------------------------ graceful shutdown
+
+
+def _seconds(value: str | int) -> float:
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(value))
+    assert m and any(m.groups()), f"unreadable duration {value!r}"
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+
+
+def _shutdown_timeout(env: dict[str, str]) -> float:
+    default = Settings.model_fields["aegis_shutdown_timeout"].default
+    return float(env.get("AEGIS_SHUTDOWN_TIMEOUT", default))
+
+
+def test_kubernetes_gives_the_server_time_to_finish_its_requests() -> None:
+    """The kubelet's grace period starts with preStop: it must cover the pause, the server's
+    own shutdown timeout, and a few seconds to close the pool and exit."""
+    pre_stop = container()["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    grace = pod_spec()["terminationGracePeriodSeconds"]
+    assert grace >= float(pre_stop[1]) + _shutdown_timeout(configmap_data()) + 5
+
+
+def test_compose_gives_the_server_time_to_finish_its_requests() -> None:
+    aegis = compose()["services"]["aegis"]
+    grace = _seconds(aegis["stop_grace_period"])
+    assert grace >= _shutdown_timeout(compose_env(aegis)) + 5
+
+
+# ------------------------------------------------------------------ the bundled model
+
+
+def test_the_embedding_model_is_baked_into_the_image() -> None:
+    """The model ships inside the package: `COPY src` brings it into the build, the wheel
+    packs it, and the image downloads nothing. The build embeds one text to prove it."""
+    from aegis_memory.embeddings.local import LOCAL_MODEL_NAME
+
+    model_dir = ROOT / "src" / "aegis_memory" / "embeddings" / "models" / LOCAL_MODEL_NAME
+    files = [model_dir / name for name in ("model.onnx", "tokenizer.json", "model.json")]
+    for f in files:
+        assert f.is_file(), f"{_rel(f)} is missing"
+        assert not dockerignored(_rel(f), dockerignore_patterns()), f"{_rel(f)} is dockerignored"
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["src/aegis_memory"], "the wheel packs the whole package dir"
+    if shutil.which("git") and (ROOT / ".git").exists():
+        # Hatch leaves out what .gitignore ignores.
+        done = subprocess.run(["git", "check-ignore", *map(str, files)], cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 1, f"ignored by git, so not in the wheel: {done.stdout}"
+
+    runs = [i for i in dockerfile() if i.keyword == "RUN"]
+    assert not any(re.search(r"\b(curl|wget|huggingface|hf_hub|snapshot_download)\b", i.args)
+                   for i in runs), "the image must not download a model"
+    install = next(n for n, i in enumerate(runs) if "pip install" in i.args)
+    checks = [i for i in runs[install + 1:] if "LocalOnnxEmbedder" in i.args]
+    assert len(checks) == 1 and checks[0].stage == runs[install].stage
+    code = re.search(r'python -c "(.*)"', checks[0].args)
+    assert code, checks[0].args
+    compile(code.group(1), "<Dockerfile RUN>", "exec")
+
+
+# ------------------------------------------------------------------ the deployment guides
+
+
+DOC_FILES = sorted(DOCS.glob("*.md"))
+NEW_GUIDES = ("production-checklist.md", "backup-restore.md", "upgrades.md", "scaling.md")
+
+# Names the guides may show that Settings does not read: the SDK's and CLI's server address,
+# and settings of other software (the postgres image, libpq, prometheus-client).
+CLIENT_ENV = frozenset({"AEGIS_BASE_URL"})
+OTHER_SOFTWARE_ENV = frozenset({
+    "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "PGDATA", "PGOPTIONS",
+    "PROMETHEUS_MULTIPROC_DIR",
+})
+_FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
+
+
+def _prose(text: str) -> str:
+    return _FENCE.sub("", text)
+
+
+def _code(text: str) -> list[str]:
+    """Fenced blocks and inline code spans."""
+    return _FENCE.findall(text) + re.findall(r"`([^`\n]+)`", _prose(text))
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    return {_slug(m) for m in re.findall(r"^#{1,6}\s+(.+)$", _prose(path.read_text()), re.M)}
+
+
+def _links(path: Path) -> list[str]:
+    return re.findall(r"\]\(([^)\s]+)\)", _prose(path.read_text()))
+
+
+def cli_commands() -> dict[str, Any]:
+    import typer.main
+
+    from aegis_memory.cli.main import app as cli_app
+
+    return typer.main.get_command(cli_app).commands  # type: ignore[attr-defined]
+
+
+def _options(command: Any) -> set[str]:
+    return {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+_GLOBAL_OPTIONS = ("--api-key", "--base-url", "--timeout")
+_END = re.compile(r"^(\||&&|\|\||;|>|<|#.*)$")
+
+
+def aegis_invocations(snippet: str) -> list[list[str]]:
+    """The `aegis ...` command lines in a code snippet, from the command on (global options
+    dropped). `aegis` as an option's value (`-n aegis`, `-U aegis`) or a compose service name
+    (`exec aegis aegis ...`) is not an invocation."""
+    found = []
+    for line in snippet.replace("\\\n", " ").splitlines():
+        tokens = line.split()
+        for i, token in enumerate(tokens):
+            if token != "aegis":
+                continue
+            previous = tokens[i - 1] if i else ""
+            if previous.startswith("-") and previous != "--":
+                continue
+            rest = tokens[i + 1:]
+            while rest and rest[0] in _GLOBAL_OPTIONS:
+                rest = rest[2:]
+            if not rest or rest[0] == "aegis" or not re.fullmatch(r"[a-z][a-z-]*", rest[0]):
+                continue
+            end = next((n for n, t in enumerate(rest) if _END.match(t)), len(rest))
+            found.append(rest[:end])
+    return found
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_guide_links_resolve(doc: Path) -> None:
+    for target in _links(doc):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path_part, _, anchor = target.partition("#")
+        dest = (doc.parent / path_part).resolve() if path_part else doc
+        assert dest.exists(), f"{doc.name}: link to {target}: no such file"
+        if anchor:
+            assert dest.suffix == ".md" and anchor in _anchors(dest), (
+                f"{doc.name}: link to {target}: no such heading in {dest.name}")
+
+
+def test_the_link_check_reads_headings_as_github_does() -> None:
+    slug = _slug("Shared rate limits: the `redis` profile")
+    assert slug == "shared-rate-limits-the-redis-profile"
+    assert "[a](b.md)" not in _prose("```\n[a](b.md)\n```\n") and _links(DOCS / "docker.md")
+
+
+def test_new_guides_are_linked_from_the_docker_and_kubernetes_guides() -> None:
+    for guide in ("docker.md", "kubernetes.md"):
+        targets = {t.partition("#")[0] for t in _links(DOCS / guide)}
+        missing = set(NEW_GUIDES) - targets
+        assert not missing, f"{guide} should link {sorted(missing)}"
+    for name in NEW_GUIDES:
+        assert (DOCS / name).is_file()
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_guides_show_only_real_cli_commands_and_options(doc: Path) -> None:
+    commands = cli_commands()
+    for snippet in _code(doc.read_text()):
+        for words in aegis_invocations(snippet):
+            name = words[0]
+            assert name in commands, f"{doc.name}: `aegis {name}` is not a command"
+            command = commands[name]
+            args = words[1:]
+            if hasattr(command, "commands"):  # a group: keys, projects, ...
+                if not args or not re.fullmatch(r"[a-z][a-z-]*", args[0]):
+                    continue
+                assert args[0] in command.commands, f"{doc.name}: `aegis {name} {args[0]}`"
+                command, args = command.commands[args[0]], args[1:]
+            for arg in args:
+                if arg.startswith("--"):
+                    option = arg.split("=", 1)[0]
+                    assert option in _options(command), f"{doc.name}: `aegis {name}` {option}"
+
+
+def test_the_command_finder_reads_command_lines_as_meant() -> None:
+    assert aegis_invocations("docker compose run --rm aegis aegis migrate") == [["migrate"]]
+    assert aegis_invocations("kubectl -n aegis exec deploy/x -- aegis projects create a") == [
+        ["projects", "create", "a"]]
+    assert aegis_invocations("aegis --base-url http://h:8000 export -o f.jsonl  # x") == [
+        ["export", "-o", "f.jsonl"]]
+    assert aegis_invocations("pg_dump -U aegis -d aegis > aegis.dump") == []
+
+
+def _env_names_shown(text: str) -> set[str]:
+    names: set[str] = set()
+    prose = _prose(text)
+    names |= set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:=[^`]*)?`", prose))
+    for block in _FENCE.findall(text):
+        for line in block.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("export "):
+                names |= set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", stripped))
+            names |= set(re.findall(r"(?:-e |--from-literal=)([A-Z][A-Z0-9_]*)=", line))
+            m = re.match(r"^\s+([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+):\s", line)
+            if m:
+                names.add(m.group(1))
+    return names
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_guides_name_only_real_settings(doc: Path) -> None:
+    known = settings_env_names() | UVICORN_ENV | CLIENT_ENV | OTHER_SOFTWARE_ENV
+    unknown = _env_names_shown(doc.read_text()) - known
+    assert not unknown, f"{doc.name} names settings the server does not have: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_guides_name_only_real_metrics_and_make_targets(doc: Path) -> None:
+    text = doc.read_text()
+    source = (ROOT / "src" / "aegis_memory" / "server" / "metrics.py").read_text()
+    # Metric names have at least two parts after the prefix (aegis_english, a text search
+    # configuration, and aegis_restored, a database name, are not metrics).
+    for name in set(re.findall(r"`(aegis_[a-z]+_[a-z_]+)`", text)):
+        assert f'"{name}"' in source, f"{doc.name}: {name} is not a metric"
+    targets = set(re.findall(r"^([a-zA-Z][\w-]*):", (ROOT / "Makefile").read_text(), re.M))
+    for target in re.findall(r"\bmake ([a-z][\w-]*)", " ".join(_code(text))):
+        assert target in targets, f"{doc.name}: `make {target}` is not a Makefile target"
+
+
+def test_production_checklist_covers_what_production_mode_enforces() -> None:
+    text = (DOCS / "production-checklist.md").read_text()
+    for needed in ("AEGIS_ENV=production", "dev-key", "FORWARDED_ALLOW_IPS", "LOG_FORMAT=json",
+                   "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_HOUR", "REDIS_URL", "/metrics",
+                   "aegis keys create", "aegis keys list", "aegis keys revoke", "SHA-256",
+                   "backup-restore.md", "1.9 GB"):
+        assert needed in text, f"the production checklist does not mention {needed}"
