@@ -16,17 +16,24 @@ Hence:
   is not used, so the owner rebuilds the index from the database, and the next save removes
   the old files.
 * Reading never raises for a bad snapshot: it returns ``None`` and logs why.
+* Several processes may save into one directory (``aegis serve --workers N`` on SQLite):
+  commits take an exclusive lock on ``.lock`` there, and the clean-up after a commit leaves
+  other processes' temporary files alone while they may still be written, so one worker
+  never deletes what another is about to commit. The last commit wins; any worker's snapshot
+  is a valid starting point, since start-up replays what came after it from the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +91,40 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: A temporary file untouched this long belongs to a save that died; younger ones may be
+#: another process's save in progress.
+STALE_TEMP_SECONDS = 3600.0
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def _commit_lock(directory: Path) -> Iterator[None]:
+    """Exclusive across processes (POSIX ``flock``; elsewhere, single-process use only)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with (directory / LOCK_FILE).open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _removable(entry: Path, keep: set[str], now: float) -> bool:
+    """An old generation's file, or a temporary file left behind by a dead save."""
+    if entry.name in keep or not _OWNED.match(entry.name):
+        return False
+    if entry.name.endswith(".tmp"):
+        try:
+            return now - entry.stat().st_mtime > STALE_TEMP_SECONDS
+        except FileNotFoundError:  # committed or aborted meanwhile by its owner
+            return False
+    return True
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -138,6 +179,10 @@ class StagedSnapshot:
 
     def commit(self, meta: dict[str, Any]) -> None:
         """Make the staged files durable and the current snapshot; drop older ones."""
+        with _commit_lock(self.directory):
+            self._commit(meta)
+
+    def _commit(self, meta: dict[str, Any]) -> None:
         directory = self.directory
         try:
             files: dict[str, dict[str, Any]] = {}
@@ -166,8 +211,9 @@ class StagedSnapshot:
             self.abort()
             raise
         keep = {f["name"] for f in files.values()}
+        now = time.time()
         for entry in directory.iterdir():
-            if entry.name not in keep and _OWNED.match(entry.name):
+            if _removable(entry, keep, now):
                 try:
                     entry.unlink()
                 except OSError:  # pragma: no cover - e.g. a concurrent reader on Windows
