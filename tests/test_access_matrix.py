@@ -5,8 +5,11 @@ A memory that exists but is not visible must look exactly like one that does not
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -214,6 +217,28 @@ def test_revoked_key_is_refused_at_once(server, http):
     r = httpx.get(server.base_url + "/keys", headers=headers)
     assert r.status_code == 401
     assert r.json()["detail"] == "Authentication failed: Invalid API key"
+
+
+def test_keys_are_stored_only_as_hashes(server, http):
+    created = http.post("/keys", json={"name": "hashed", "agent_id": "hal"}).json()
+    secret = created["key"]
+    rows = server.sql("SELECT * FROM api_keys WHERE id = :id", id=created["id"])
+    assert len(rows) == 1
+    assert not any(secret in str(value) for value in rows[0])  # no column holds the secret
+    assert hashlib.sha256(secret.encode()).hexdigest() in rows[0]
+
+
+def test_a_key_stops_working_when_it_expires(server, http):
+    expires = datetime.now(UTC) + timedelta(seconds=3)
+    created = http.post("/keys", json={"name": "brief", "expires_at": expires.isoformat()})
+    assert created.status_code == 201, created.text
+    headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert httpx.get(server.base_url + "/keys", headers=headers).status_code == 200
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
+    r = httpx.get(server.base_url + "/keys", headers=headers)
+    assert r.status_code == 401 and r.json()["detail"] == "Authentication failed: Invalid API key"
+    past = http.post("/keys", json={"expires_at": "2020-01-01T00:00:00Z"})
+    assert past.status_code == 422 and "future" in past.json()["detail"]
 
 
 def test_keys_are_listed_without_secrets(http):
