@@ -173,6 +173,15 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> bool:
         colours=out.isatty(),
     ))
     root.addHandler(handler)
+    # uvicorn's own logging set-up (when something ran it with its default log_config) gives
+    # its loggers handlers of their own and stops them propagating: hand them to ours. Not
+    # its access log: `aegis serve` turns that off (it would print raw paths with query
+    # strings), and uvicorn does so by cutting that logger off.
+    for name in ("uvicorn", "uvicorn.error"):
+        server_logger = logging.getLogger(name)
+        for old in list(server_logger.handlers):
+            server_logger.removeHandler(old)
+        server_logger.propagate = True
     # Libraries are heard from at WARNING (httpx alone logs every request at INFO).
     root.setLevel(max(level, logging.WARNING))
     logging.captureWarnings(True)
