@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from aegis_memory import __version__
 from aegis_memory.config import Settings
 from aegis_memory.embeddings import build_embedder
-from aegis_memory.server import errors, logs
+from aegis_memory.server import dashboard_ui, errors, logs
 from aegis_memory.server.metrics import Metrics, MetricsMiddleware, PrometheusTelemetry
 from aegis_memory.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from aegis_memory.server.ratelimit import RateLimitHeadersMiddleware, limits_for
@@ -109,6 +109,7 @@ def create_app(
     app.include_router(memories.router)
     app.include_router(keys.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard_ui.router)  # the web dashboard at /dashboard
     app.include_router(admin.router)
 
     if settings.cors_origins:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis_memory import schemas as s
 from aegis_memory.service.access import Identity, acting_agent
+from aegis_memory.service.browse import BrowseOperations
 from aegis_memory.service.convert import _ts
 from aegis_memory.service.errors import Forbidden
 
@@ -36,7 +37,10 @@ def _timeline_event(row: dict[str, Any]) -> s.TimelineEvent:
     )
 
 
-class DashboardOperations:
+class DashboardOperations(BrowseOperations):
+    """Project-wide reads here; the per-caller listing and detail reads of the web
+    dashboard come from :class:`BrowseOperations` (``browse.py``)."""
+
     async def dashboard_stats(self: MemoryService, identity: Identity,
                               namespace: str | None) -> s.DashboardStats:
         _require_project_key(identity)

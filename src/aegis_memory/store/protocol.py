@@ -60,6 +60,19 @@ class Store(Protocol):
     async def dashboard_counts(
         self, project_id: str, namespace: str | None, now: float
     ) -> dict[str, Any]: ...
+    async def browse_memories(
+        self, flt: SearchFilter, *, only_deprecated: bool = False, contains: str | None = None,
+        order: str = "newest", limit: int = 25, offset: int = 0,
+    ) -> tuple[list[MemoryRecord], int]:
+        """A page of the memories ``flt`` allows (with or without a vector), whose content
+        contains ``contains`` in any case, newest or most effective first; and their total."""
+        ...
+    async def memory_summary(self, flt: SearchFilter) -> dict[str, Any]:
+        """``dashboard_counts`` over the memories ``flt`` allows."""
+        ...
+    async def memory_facets(self, project_id: str) -> dict[str, list[str]]:
+        """``{"namespaces": [...], "agents": [...]}`` in use in a project, sorted."""
+        ...
     async def events_page(
         self,
         project_id: str,

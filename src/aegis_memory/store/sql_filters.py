@@ -22,10 +22,16 @@ from aegis_memory.store import tables as t
 _M = t.memories.c
 
 
-def filter_clauses(flt: SearchFilter, dialect: str = "postgresql") -> list[ColumnElement[Any]]:
+def filter_clauses(
+    flt: SearchFilter, dialect: str = "postgresql", *, searchable_only: bool = True
+) -> list[ColumnElement[Any]]:
     """WHERE clauses over ``memories`` that keep exactly the rows ``flt`` allows, its values
-    bound in (:func:`bound_filter_clauses` with :func:`filter_params`)."""
-    return bound_filter_clauses(filter_shape(flt), dialect, filter_params(flt))
+    bound in (:func:`bound_filter_clauses` with :func:`filter_params`).
+
+    ``searchable_only=False`` keeps rows without a vector too: a search cannot rank them, but
+    a listing (the dashboard's memories table) must still show them."""
+    return bound_filter_clauses(filter_shape(flt), dialect, filter_params(flt),
+                                searchable_only=searchable_only)
 
 
 # ---------------------------------------------------------------------------- cached statements
@@ -62,7 +68,8 @@ def filter_params(flt: SearchFilter) -> dict[str, Any]:
 
 
 def bound_filter_clauses(
-    shape: FilterShape, dialect: str, values: dict[str, Any] | None = None
+    shape: FilterShape, dialect: str, values: dict[str, Any] | None = None, *,
+    searchable_only: bool = True,
 ) -> list[ColumnElement[Any]]:
     """:func:`filter_clauses` for every filter of this shape: the values are parameters,
     bound later by ``filter_params(flt)``, or here when ``values`` is given."""
@@ -76,7 +83,7 @@ def bound_filter_clauses(
 
     where: list[ColumnElement[Any]] = [
         _M.project_id == param("f_project_id"),
-        _M.embedding.is_not(None),
+        *([_M.embedding.is_not(None)] if searchable_only else []),
         or_(_M.expires_at.is_(None), _M.expires_at > param("f_now")),
     ]
     if namespace:

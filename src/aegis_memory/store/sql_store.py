@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from aegis_memory.index import SearchFilter
+from aegis_memory.store import browse
 from aegis_memory.store import tables as t
 from aegis_memory.store.neighbours import embeddings, stream_links
 from aegis_memory.store.records import (
@@ -632,6 +633,29 @@ class SqlStore:
             "top_agents": grouped(m.agent_id, 10), "helpful": int(helpful),
             "harmful": int(harmful), "deprecated": int(deprecated), "voters": int(voters),
         }
+
+    @reads
+    def browse_memories(
+        self, conn: Connection, flt: SearchFilter, *, only_deprecated: bool = False,
+        contains: str | None = None, order: browse.BrowseOrder = "newest", limit: int = 25,
+        offset: int = 0,
+    ) -> tuple[list[MemoryRecord], int]:
+        """A page of the memories ``flt`` allows and their total (see ``store/browse.py``).
+        On the primary: a row deleted a moment ago must not come back on the next page."""
+        return browse.browse_page(
+            conn, self.dialect, _MEMORY_COLUMNS, _memory_from_row, flt,
+            only_deprecated=only_deprecated, contains=contains, order=order, limit=limit,
+            offset=offset)
+
+    @replica_reads
+    def memory_summary(self, conn: Connection, flt: SearchFilter) -> dict[str, Any]:
+        """``dashboard_counts`` over the memories ``flt`` allows (see ``store/browse.py``)."""
+        return browse.summary(conn, self.dialect, flt)
+
+    @replica_reads
+    def memory_facets(self, conn: Connection, project_id: str) -> dict[str, list[str]]:
+        """Namespaces and owning agents of a project, for pickers (see ``store/browse.py``)."""
+        return browse.facets(conn, project_id)
 
     @replica_reads
     def events_page(
