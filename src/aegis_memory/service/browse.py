@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aegis_memory import schemas as s
 from aegis_memory.service.access import Identity, acting_agent, can_modify, search_filter
@@ -107,14 +107,7 @@ class BrowseOperations:
         flt = search_filter(identity, agent_id=agent, namespace=namespace, now=time.time())
         data = await self.store.memory_summary(
             dataclasses.replace(flt, include_deprecated=True))
-        by_type = dict(data["by_type"])
-        return s.DashboardStats(
-            namespace=namespace, memories_total=sum(by_type.values()),
-            deprecated=data["deprecated"], by_type=by_type, by_scope=dict(data["by_scope"]),
-            top_agents=[s.AgentCount(agent_id=a, memories=n) for a, n in data["top_agents"]],
-            helpful_votes=data["helpful"], harmful_votes=data["harmful"],
-            voters=data["voters"],
-        )
+        return stats_from_counts(namespace, data)
 
     async def memory_detail(
         self: MemoryService, identity: Identity, memory_id: str, agent_id: str | None,
@@ -144,3 +137,17 @@ class BrowseOperations:
         data = await self.store.memory_facets(identity.project_id)
         return Facets(namespaces=data["namespaces"],
                       agents=data["agents"] if identity.is_project_key else [])
+
+
+def stats_from_counts(namespace: str | None, data: dict[str, Any],
+                      **progress: dict[str, int]) -> s.DashboardStats:
+    """The overview as the API shows it, from the store's counts (``dashboard_counts`` or
+    ``memory_summary``); ``progress`` adds sessions and features by status."""
+    by_type = dict(data["by_type"])
+    return s.DashboardStats(
+        namespace=namespace, memories_total=sum(by_type.values()),
+        deprecated=data["deprecated"], by_type=by_type, by_scope=dict(data["by_scope"]),
+        top_agents=[s.AgentCount(agent_id=a, memories=n) for a, n in data["top_agents"]],
+        helpful_votes=data["helpful"], harmful_votes=data["harmful"],
+        voters=data["voters"], **progress,
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis_memory import schemas as s
 from aegis_memory.service.access import Identity, acting_agent
-from aegis_memory.service.browse import BrowseOperations
+from aegis_memory.service.browse import BrowseOperations, stats_from_counts
 from aegis_memory.service.convert import _ts
 from aegis_memory.service.errors import Forbidden
 
@@ -52,14 +52,8 @@ class DashboardOperations(BrowseOperations):
                 identity.project_id, namespace, limit=100_000)))
             features = dict(Counter(r.status for r in await self.store.list_features(
                 identity.project_id, namespace, limit=100_000)))
-        by_type = dict(data["by_type"])
-        return s.DashboardStats(
-            namespace=namespace, memories_total=sum(by_type.values()),
-            deprecated=data["deprecated"], by_type=by_type, by_scope=dict(data["by_scope"]),
-            top_agents=[s.AgentCount(agent_id=a, memories=n) for a, n in data["top_agents"]],
-            helpful_votes=data["helpful"], harmful_votes=data["harmful"],
-            voters=data["voters"], sessions_by_status=sessions, features_by_status=features,
-        )
+        return stats_from_counts(namespace, data, sessions_by_status=sessions,
+                                 features_by_status=features)
 
     async def dashboard_activity(self: MemoryService, identity: Identity,
                                  namespace: str | None, days: int) -> s.DashboardActivity:
