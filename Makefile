@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench bench-quick bench-quality bench-index bench-engine bench-embed clean
+.PHONY: run test soak lint bench bench-quick bench-quality bench-index bench-engine bench-embed clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -31,6 +31,12 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	bash scripts/test-crewai.sh
+
+## make soak: the reliability suite's long forms (tests/reliability): thousands of fuzzed
+## requests per backend, SIGKILL crash loops, 64 clients for a minute, a 10-minute resource
+## soak. Prints the figures reported in docs/guides/reliability.md. About 30 minutes.
+soak: $(VENV)/.installed-dev
+	AEGIS_SOAK=1 $(BIN)/python -m pytest -q -s tests/reliability $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks scripts
