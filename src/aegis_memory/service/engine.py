@@ -590,7 +590,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 embedding_model=self.embedder.model_name,
             )
         if "metadata" in fields and req.metadata is not None:
-            changes["metadata"] = {**m.metadata, **req.metadata}
+            # Merged by the store inside its write transaction (see SqlStore._merge_metadata).
+            changes["metadata_patch"] = dict(req.metadata)
         if "memory_type" in fields and req.memory_type is not None:
             changes["memory_type"] = req.memory_type
         if "ttl_seconds" in fields:

@@ -450,6 +450,27 @@ class SqlStore:
         if rows:
             conn.execute(insert(t.events), rows)
 
+    @staticmethod
+    def _lock_memory_row(conn: Connection, which: Any, project_id: str) -> Any:
+        """Lock one memory row until the transaction ends (PostgreSQL; SQLite's writer holds
+        the whole database already) and return its metadata, or None when it is missing."""
+        return conn.execute(
+            select(_M.meta).where(_M.project_id == project_id, which)
+            .with_for_update(key_share=True)
+        ).first()
+
+    def _merge_metadata(self, conn: Connection, project_id: str, memory_id: str | None,
+                        values: dict[str, Any]) -> None:
+        """Turn a ``metadata_patch`` change into the merged ``meta`` column, read in this
+        transaction under a row lock: merged from an earlier read, two concurrent patches
+        would each drop the other's keys."""
+        patch = values.pop("metadata_patch", None)
+        if patch is None:
+            return
+        row = self._lock_memory_row(conn, _M.id == memory_id, project_id)
+        if row is not None:  # else the UPDATE finds no row and reports it
+            values["meta"] = {**(row[0] or {}), **patch}
+
     # ------------------------------------------------------------------ meta
 
     @reads
@@ -721,6 +742,7 @@ class SqlStore:
                 outcomes.append(InsertOutcome(w.new.id, row_id, True))
             else:
                 values = {("meta" if k == "metadata" else k): v for k, v in w.changes.items()}
+                self._merge_metadata(conn, project_id, w.memory_id, values)
                 if "embedding" in values:
                     values["embedding"] = searchable(values["embedding"])
                 values["change_seq"] = seq
@@ -767,6 +789,7 @@ class SqlStore:
         try:
             seq = self._next_seq(conn)
             values = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
+            self._merge_metadata(conn, project_id, memory_id, values)
             if "embedding" in values:
                 values["embedding"] = searchable(values["embedding"])
             values["change_seq"] = seq
@@ -838,8 +861,14 @@ class SqlStore:
     def upsert_vote(
         self, conn: Connection, project_id: str, vote: VoteRecord, event: EventRecord | None
     ) -> tuple[int, int]:
-        """Record one vote per (memory, voter, task); recount the memory's counters atomically."""
+        """Record one vote per (memory, voter, task); recount the memory's counters atomically.
+
+        The memory's row is locked first: under PostgreSQL's READ COMMITTED two votes would
+        otherwise each count the votes without the other's and the later commit would write
+        a counter one short (a lost update, found by tests/reliability/test_concurrency.py).
+        """
         seq = self._next_seq(conn)
+        self._lock_memory_row(conn, t.memories.c.row_id == vote.memory_row_id, project_id)
         conn.execute(
             self._upsert(
                 t.votes,
@@ -1302,14 +1331,23 @@ class SqlStore:
             t.sessions.c.namespace == namespace,
             t.sessions.c.session_id == session_id,
         )
-        row = conn.execute(select(t.sessions).where(*key)).first()
-        current = _session_from_row(row) if row else None
-        record = change(current)
-        values = _session_values(record)
-        if current is None:
-            conn.execute(insert(t.sessions).values(**values))
-        else:
-            conn.execute(update(t.sessions).where(*key).values(**values))
+        # Locked until the commit: concurrent appends to one session must queue, not each
+        # write back the list it read (PostgreSQL's READ COMMITTED lost them).
+        row = conn.execute(select(t.sessions).where(*key).with_for_update()).first()
+        if row is None:
+            record = change(None)
+            created = conn.execute(
+                self._insert_ignore(t.sessions, ["project_id", "namespace", "session_id"])
+                .values(**_session_values(record)).returning(t.sessions.c.row_id)
+            ).first()
+            if created is not None:
+                if event is not None:
+                    self._insert_events(conn, [event])
+                return record
+            # Another first update created it meanwhile: apply this one on top of it.
+            row = conn.execute(select(t.sessions).where(*key).with_for_update()).one()
+        record = change(_session_from_row(row))
+        conn.execute(update(t.sessions).where(*key).values(**_session_values(record)))
         if event is not None:
             self._insert_events(conn, [event])
         return record
@@ -1362,7 +1400,7 @@ class SqlStore:
             t.features.c.namespace == namespace,
             t.features.c.feature_id == feature_id,
         )
-        row = conn.execute(select(t.features).where(*key)).first()
+        row = conn.execute(select(t.features).where(*key).with_for_update()).first()
         if row is None:
             return None
         record = change(_feature_from_row(row))
