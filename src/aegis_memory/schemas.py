@@ -28,6 +28,7 @@ MAX_BATCH = 100
 MAX_IMPORT_BATCH = 1_000
 MAX_IDENT_CHARS = 256
 MAX_SHARED_WITH = 1_000
+MAX_INT32 = 2**31 - 1
 
 
 def _ident(value: str) -> str:
@@ -50,9 +51,56 @@ def _text(value: str) -> str:
     return value
 
 
+#: How deep a metadata object may nest. Why a limit: pydantic stops serialising at 255 levels,
+#: so a deeper object was stored and then made every read that returned it a 500 (one memory
+#: could break a whole namespace's queries). Real metadata nests two or three levels.
+MAX_JSON_DEPTH = 32
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata objects: nested at most MAX_JSON_DEPTH levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels of objects and lists")
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+def addressable_id(value: str) -> str | None:
+    """Why ``value`` cannot be an id that later calls address in a URL path, or None.
+
+    ``/`` never reaches a ``{memory_id}``-style route, and ``.``/``..`` are resolved as path
+    segments by HTTP clients (``GET /memories/..`` becomes ``GET /``): such an id would be
+    stored and then unreachable.
+    """
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > MAX_IDENT_CHARS:
+        return f"is longer than {MAX_IDENT_CHARS} characters"
+    if "/" in value or value in (".", ".."):
+        return "cannot be addressed in a URL ('/', '.' and '..' are path syntax)"
+    return None
+
+
+def _path_ident(value: str) -> str:
+    problem = addressable_id(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return _ident(value)
+
+
 #: The validated string types every request model uses (the error's location names the field).
 Ident = Annotated[str, AfterValidator(_ident)]
+#: A name that later calls put in a URL path (session and feature ids).
+PathIdent = Annotated[str, AfterValidator(_path_ident)]
 Text = Annotated[str, AfterValidator(_text)]
+#: A free-form JSON object of a request (metadata), bounded in depth.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
 class _Request(BaseModel):
@@ -73,13 +121,13 @@ class MemoryFields(_Request):
     user_id: Ident | None = None
     agent_id: Ident | None = None
     namespace: Ident = "default"
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
     scope: MemoryScope | None = None
     shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
     memory_type: MemoryType = "standard"
     derived_from_agents: list[Ident] | None = None
-    coordination_metadata: dict[str, Any] | None = None
+    coordination_metadata: JsonObject | None = None
     error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
 
     @field_validator("shared_with_agents", "derived_from_agents")
@@ -197,7 +245,7 @@ class UpdateMemoryRequest(_Request):
 
     agent_id: Ident | None = Field(default=None, description="The agent the update acts as.")
     content: Text | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     scope: MemoryScope | None = None
     shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
     memory_type: MemoryType | None = None
@@ -286,7 +334,7 @@ class ReflectionRequest(_Request):
     source_trajectory_id: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
     scope: MemoryScope = "global"
     shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
 
 class DeltaOperation(_Request):
@@ -298,7 +346,7 @@ class DeltaOperation(_Request):
     memory_type: MemoryType | None = None
     scope: MemoryScope | None = None
     shared_with_agents: list[Ident] | None = Field(default=None, max_length=MAX_SHARED_WITH)
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     user_id: Ident | None = None
     ttl_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
     error_pattern: str | None = Field(default=None, max_length=MAX_IDENT_CHARS)
@@ -545,9 +593,35 @@ class ExportedMemory(Memory):
         return packed.tolist()
 
 
+class ImportedMemory(ExportedMemory):
+    """An exported memory as an import carries it: held to the rules of an add (export reads
+    what is stored, so ``ExportedMemory`` itself stays lenient). Without them an import could
+    store what no other route accepts: counters beyond the 32-bit columns (a 500 on
+    PostgreSQL), metadata too deep to serialise again, names no route can address."""
+
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    namespace: Ident = "default"
+    agent_id: Ident | None = None
+    user_id: Ident | None = None
+    shared_with_agents: list[Ident] = Field(default_factory=list, max_length=MAX_SHARED_WITH)
+    metadata: JsonObject = Field(default_factory=dict)
+    coordination_metadata: JsonObject = Field(default_factory=dict)
+    bullet_helpful: int = Field(default=0, ge=0, le=MAX_INT32)
+    bullet_harmful: int = Field(default=0, ge=0, le=MAX_INT32)
+
+
 class ImportRequest(_Request):
-    memories: list[ExportedMemory] = Field(min_length=1, max_length=MAX_IMPORT_BATCH)
+    memories: list[ImportedMemory] = Field(min_length=1, max_length=MAX_IMPORT_BATCH)
     agent_id: Ident | None = Field(default=None, description="The agent the import acts as.")
+
+    @field_validator("memories")
+    @classmethod
+    def _addressable_ids(cls, memories: list[ImportedMemory]) -> list[ImportedMemory]:
+        for n, memory in enumerate(memories):
+            problem = addressable_id(memory.id)
+            if problem is not None:
+                raise ValueError(f"memories[{n}].id {memory.id[:80]!r} {problem}")
+        return memories
 
 
 class ImportResponse(_Response):

@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aegis_memory.schemas import MAX_CONTENT_CHARS, Ident, _Request, _Response
+from aegis_memory.schemas import (
+    MAX_CONTENT_CHARS,
+    Ident,
+    JsonObject,
+    PathIdent,
+    _Request,
+    _Response,
+)
 
 SessionStatus = Literal["active", "paused", "completed", "failed"]
 FeatureStatus = Literal["not_started", "in_progress", "blocked", "testing", "complete", "failed"]
@@ -54,7 +61,7 @@ class _SessionFields(_Request):
     blocked: list[BlockedItem] | None = Field(default=None, max_length=MAX_ITEMS)
     summary: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     total_items: int | None = Field(default=None, ge=0, le=1_000_000)
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
     @field_validator("completed", "next_items")
     @classmethod
@@ -63,7 +70,7 @@ class _SessionFields(_Request):
 
 
 class CreateSessionRequest(_SessionFields):
-    session_id: Ident
+    session_id: PathIdent
     status: SessionStatus = "active"
 
 class UpdateSessionRequest(_SessionFields):
@@ -99,7 +106,7 @@ class SessionList(_Response):
 
 
 class CreateFeatureRequest(_Request):
-    feature_id: Ident
+    feature_id: PathIdent
     description: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     namespace: Ident = "default"
     session_id: Ident | None = None

@@ -65,7 +65,13 @@ from aegis_memory.cli._common import (
 )
 from aegis_memory.client._core import format_validation_error
 from aegis_memory.client.errors import AegisConnectionError, AegisError
-from aegis_memory.schemas import MAX_IMPORT_BATCH, ExportedMemory, ImportResponse
+from aegis_memory.schemas import (
+    MAX_IMPORT_BATCH,
+    ExportedMemory,
+    ImportedMemory,
+    ImportResponse,
+    addressable_id,
+)
 
 if TYPE_CHECKING:
     from aegis_memory.client.sync_client import AegisClient
@@ -575,10 +581,13 @@ def _validate(record: _Record, seen: dict[str, int]) -> ExportedMemory | str:
         return record.error
     if not isinstance(record.data, dict):
         return f"expected a JSON object (a memory), found {type(record.data).__name__}"
-    try:
-        memory = ExportedMemory.model_validate(record.data)
+    try:  # the server's own import model: what it would refuse is refused here
+        memory = ImportedMemory.model_validate(record.data)
     except ValidationError as exc:
         return format_validation_error(exc)
+    problem = addressable_id(memory.id)
+    if problem is not None:
+        return f"id '{truncate(memory.id, 60)}' {problem}"
     if memory.id in seen:
         return f"id '{truncate(memory.id, 60)}' already appears on line {seen[memory.id]}"
     seen[memory.id] = record.line

@@ -427,11 +427,17 @@ def path_id(value: str, what: str = "id") -> str:
     """An id made safe for a URL path segment.
 
     Quoting everything (``/`` included) means an id can never step into another route
-    (``"../keys"``); an empty id would silently hit the collection route instead, so it is refused.
+    (``"../keys"``); an empty id would silently hit the collection route instead, and ``.`` or
+    ``..`` would be resolved by the HTTP client (``/memories/..`` is ``/``), so they are refused.
     """
     if not isinstance(value, str) or not value.strip():
         raise AegisValidationError(
             f"Invalid arguments: {what} must be a non-empty string", code="invalid_arguments"
+        )
+    if value in (".", ".."):
+        raise AegisValidationError(
+            f"Invalid arguments: {what} {value!r} cannot be used in a URL path",
+            code="invalid_arguments",
         )
     return quote(value, safe="")
 

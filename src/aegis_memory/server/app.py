@@ -105,12 +105,13 @@ def create_app(
     app.state.rate_limiter = app.state.limits.requests
     errors.install(app)
     app.include_router(ops.router)
-    app.include_router(progress_routes.router)
-    app.include_router(memories.router)
-    app.include_router(keys.router)
-    app.include_router(dashboard.router)
+    # The error statuses each route can answer with, in the OpenAPI schema (shape: ErrorBody).
+    app.include_router(progress_routes.router, responses=errors.API_ERRORS)
+    app.include_router(memories.router, responses=errors.API_ERRORS)
+    app.include_router(keys.router, responses=errors.API_ERRORS)
+    app.include_router(dashboard.router, responses=errors.API_ERRORS)
     app.include_router(dashboard_ui.router)  # the web dashboard at /dashboard
-    app.include_router(admin.router)
+    app.include_router(admin.router, responses=errors.ADMIN_ERRORS)
 
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -32,10 +32,8 @@ async def get_identity(
     except Unauthorized:
         # A key that was sent and refused is a guess, as far as we can tell: count it against
         # the address. A request without a key guesses nothing and stays a plain 401.
-        if secret and limits is not None and limits.auth_failures is not None:
-            decision = await limits.auth_failures.check(_client_address(request))
-            if not decision.allowed:
-                raise TooManyFailedSignIns(decision) from None
+        if secret:
+            await count_failed_sign_in(request)
         raise
     request.state.identity = identity
     limiter = limits.requests if limits is not None else None
@@ -46,6 +44,16 @@ async def get_identity(
         if not decision.allowed:
             raise RateLimitExceeded(decision)
     return identity
+
+
+async def count_failed_sign_in(request: Request) -> None:
+    """Count a refused key against the caller's address: 429 (TooManyFailedSignIns) once the
+    address used up ``AUTH_FAILURES_PER_MINUTE``, so keys cannot be guessed at speed."""
+    limits: Limits | None = getattr(request.app.state, "limits", None)
+    if limits is not None and limits.auth_failures is not None:
+        decision = await limits.auth_failures.check(_client_address(request))
+        if not decision.allowed:
+            raise TooManyFailedSignIns(decision) from None
 
 
 def _client_address(request: Request) -> str:

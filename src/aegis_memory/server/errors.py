@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aegis_memory.server.middleware import BodyTooLarge
@@ -45,6 +47,48 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+class ValidationIssue(BaseModel):
+    """One problem of a 422, as pydantic located it (``["body", "content"]``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries, declared in the OpenAPI schema so that clients (and
+    the schema fuzzer, tests/reliability/test_fuzz.py) can rely on it."""
+
+    detail: str
+    code: str
+    errors: list[ValidationIssue] | None = None
+
+
+_MEANING = {
+    400: "The body is not valid JSON.",
+    401: "Missing or invalid API key.",
+    403: "The key may not act as that agent, or the call needs a project key.",
+    404: "Unknown id (or one the caller may not see), or the admin API is off.",
+    409: "Already exists (session, feature, project), or the same content exists.",
+    413: "The request body is larger than the limit.",
+    422: "Invalid input; `errors` lists the fields for schema violations.",
+    429: "Too many requests or failed sign-ins; see `Retry-After`.",
+    503: "Not ready.",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` declaration of these error statuses, all with :class:`ErrorBody`
+    (it also replaces FastAPI's default 422 schema, which is not the shape we send)."""
+    return {status: {"model": ErrorBody, "description": _MEANING[status]} for status in statuses}
+
+
+#: Errors any route behind an API key can answer with (SPEC §4).
+API_ERRORS = documented(400, 401, 403, 404, 409, 413, 422, 429)
+#: The operator API: no agents (403); 429 after too many wrong admin keys.
+ADMIN_ERRORS = documented(400, 401, 404, 409, 413, 422, 429)
 
 
 def error_response(
@@ -98,6 +142,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, BodyTooLarge):
+            # FastAPI turns any error while reading a body into "400 There was an error
+            # parsing the body": a streamed (chunked) body over the limit is still a 413.
+            return error_response(413, str(exc.__cause__), "payload_too_large")
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such endpoint. See /docs for the API."
@@ -114,6 +162,17 @@ def install(app: FastAPI) -> None:
         # headers middleware (which adds X-RateLimit-* for counted keys) may not be there.
         return error_response(429, exc.detail, "rate_limited",
                               headers={"Retry-After": str(exc.decision.retry_after)})
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL's class 54, "program limit exceeded": a value too big to store or index
+        # (an index row holds at most 2,704 bytes). The request's fault, not the server's.
+        if str(getattr(exc.orig, "sqlstate", "") or "").startswith("54"):
+            return error_response(
+                422, "A value in the request is too large for the database to store or index "
+                     "(for example a share list of many long agent names on PostgreSQL).",
+                "too_large_for_database")
+        raise exc  # every other database error stays an unexpected one (below)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:

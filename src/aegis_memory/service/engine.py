@@ -818,12 +818,15 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 superseded_by=m.superseded_by, deprecation_reason=m.deprecation_reason,
                 deprecated_at=_epoch(m.updated_at) if m.is_deprecated else None,
             ))
+            # One vote per (voter, task): a repeated one replaces the earlier, as on the API
+            # (two in one file would otherwise break the unique index: a 500).
+            latest = {(v.voter_agent_id, v.task_id or ""): v for v in m.votes}
             votes[m.id] = [
                 VoteRecord(memory_row_id=0, voter_agent_id=v.voter_agent_id,
                            task_id=v.task_id or "", vote=v.vote,
                            created_at=_epoch(v.created_at) or now,
                            updated_at=_epoch(v.created_at) or now)
-                for v in m.votes
+                for v in latest.values()
             ]
         # The import event is written in the same transaction, naming what was inserted.
         event = _event(identity, "import", namespace=None, agent_id=acting, memory_ids=[],

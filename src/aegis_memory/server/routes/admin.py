@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
 from aegis_memory import schemas as s
-from aegis_memory.server.deps import ServiceDep
+from aegis_memory.server.deps import ServiceDep, count_failed_sign_in
 from aegis_memory.server.fast_json import FastJSONRoute
 from aegis_memory.service.admin import create_project
 from aegis_memory.service.errors import NotFound, Unauthorized
@@ -31,6 +31,8 @@ async def require_admin(
         raise NotFound("The admin API is off (set AEGIS_ADMIN_KEY to enable it).",
                        code="admin_disabled")
     if credentials is None or not same_secret(credentials.credentials, admin_key):
+        if credentials is not None:  # a guess at the most powerful key: counted like others
+            await count_failed_sign_in(request)
         raise Unauthorized("Authentication failed: Invalid API key")
 
 

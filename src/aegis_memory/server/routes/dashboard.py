@@ -51,7 +51,8 @@ async def timeline(
     event_type: Annotated[str | None, Query(max_length=32)] = None,
     agent_id: Annotated[str | None, Query(max_length=s.MAX_IDENT_CHARS)] = None,
     memory_id: Annotated[str | None, Query(max_length=64)] = None,
-    before: Annotated[int | None, Query(ge=1, description="`next_cursor` of a page.")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # a BIGINT, on either database
+                                        description="`next_cursor` of a page.")] = None,
     limit: Annotated[int, Query(ge=1, le=s.MAX_PAGE)] = 100,
 ) -> s.Timeline:
     return await service.dashboard_timeline(

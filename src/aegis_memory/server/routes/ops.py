@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from aegis_memory import __version__
 from aegis_memory import schemas as s
-from aegis_memory.server.errors import error_response
+from aegis_memory.server.errors import documented, error_response
 from aegis_memory.server.fast_json import FastJSONRoute
 from aegis_memory.server.metrics import CONTENT_TYPE_LATEST
 
@@ -28,7 +29,8 @@ async def health() -> s.HealthResponse:
     return s.HealthResponse(status="healthy", version=__version__)
 
 
-@router.get("/ready", response_model=s.HealthResponse, summary="Readiness (database and index)")
+@router.get("/ready", response_model=s.HealthResponse, summary="Readiness (database and index)",
+            responses=documented(503))
 async def ready(request: Request) -> Response:
     service = getattr(request.app.state, "service", None)
     try:
@@ -43,7 +45,8 @@ async def ready(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(request: Request) -> Response:
     metrics = request.app.state.metrics
     service = getattr(request.app.state, "service", None)
