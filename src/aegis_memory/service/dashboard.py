@@ -91,6 +91,7 @@ class DashboardOperations(BrowseOperations):
     ) -> s.Timeline:
         """Events newest first, a page at a time. With ``memory_id``, that memory's history,
         for anyone who may see the memory (acting as ``agent_id``)."""
+        acting = None
         if memory_id is not None:
             acting = acting_agent(identity, agent_id)
             await self._visible(identity, memory_id, acting)
@@ -103,5 +104,10 @@ class DashboardOperations(BrowseOperations):
             identity.project_id, namespace=namespace, event_type=event_type,
             agent_id=agent_filter, memory_id=memory_id, before_row=before, limit=limit + 1)
         events = [_timeline_event(r) for r in rows[:limit]]
+        if memory_id is not None and acting is not None:
+            # An agent reads this memory's history, not the other memories its events name
+            # (the rest of a query's results, say): those may be invisible to it, and their
+            # ids would tell it that they exist (SPEC §2: no existence oracle).
+            events = [e.model_copy(update={"memory_ids": [memory_id]}) for e in events]
         return s.Timeline(events=events,
                           next_cursor=events[-1].cursor if len(rows) > limit else None)
