@@ -67,6 +67,11 @@ from aegis_memory.store.records import (
 
 log = logging.getLogger("aegis_memory.service")
 
+#: Expired memories one purge transaction deletes. A maintenance round repeats it until none
+#: are left: a single batch a minute fell behind any workload adding more than ~17 expiring
+#: memories a second, and the expired rows (hidden, but stored and indexed) piled up.
+PURGE_BATCH = 1000
+
 #: A query's vector, or the future of one being computed (see ``MemoryService._embed_soon``).
 VectorSource = np.ndarray | Awaitable[np.ndarray] | None
 
@@ -194,8 +199,11 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
 
     async def maintenance(self) -> None:
         """Periodic work: purge expired memories, persist the index when it changed."""
-        purged = await self.store.purge_expired(time.time())
-        if purged:
+        purged, total = PURGE_BATCH, 0
+        while purged == PURGE_BATCH:  # short write transactions, until none are left
+            purged = await self.store.purge_expired(time.time(), PURGE_BATCH)
+            total += purged
+        if total:
             await self.index.catch_up()
         await self.index.save()
 
