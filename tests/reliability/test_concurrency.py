@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -322,3 +323,40 @@ def test_writers_of_one_row_all_count(workers_server: ServerProcess) -> None:
     ((completed,),) = workers_server.sql(
         "SELECT completed FROM sessions WHERE session_id = :sid", sid=session)
     assert sorted(_json(completed)) == sorted(f"item{i}" for i in range(n))
+
+
+def _response(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length body; b"" if the server closed instead."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except ConnectionResetError:
+        return data
+    return data
+
+
+def test_idle_keep_alive_connection_is_still_served(workers_server: ServerProcess) -> None:
+    """A connection idle for longer than httpx keeps one (5 s) is still answered. At
+    uvicorn's default keep-alive of 5 s the server closed such connections just as clients
+    reused them, and the 60 s soak above saw a request fail now and then with a ReadError."""
+    request = b"GET /health HTTP/1.1\r\nHost: aegis\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", workers_server.port), timeout=10) as sock:
+        sock.sendall(request)
+        first = _response(sock)
+        time.sleep(6)
+        sock.sendall(request)
+        second = _response(sock)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    assert second.startswith(b"HTTP/1.1 200"), second

@@ -82,6 +82,11 @@ class Ledger:
 # ----------------------------------------------------------------------------- load
 
 
+class NotSent(Exception):
+    """The connection was refused: the request never reached a server, so it wrote nothing
+    (unlike a request cut off by the kill, whose write is in doubt)."""
+
+
 class Client:
     """One sequential client writing until the server goes away."""
 
@@ -97,12 +102,18 @@ class Client:
                 op = "add"
             if op == "delta" and not self.ledger.delta_targets:
                 op = "add"
-            await getattr(self, op)()
+            try:
+                await getattr(self, op)()
+            except NotSent:
+                self.ledger.settled["refused"] += 1
+                await asyncio.sleep(0.01)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The answer, or None when none came (the server died): the write is in doubt."""
         try:
             r = await self.http.post(path, json=body)
+        except httpx.ConnectError as exc:
+            raise NotSent from exc
         except httpx.HTTPError:
             return None
         if r.status_code != 200:

@@ -181,6 +181,11 @@ def serve(
             access_log=False,
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
+            # Idle keep-alive connections stay open longer than clients keep them (httpx, so
+            # our SDK: 5 s; load balancers: 60 s). At uvicorn's default of 5 s the server closed
+            # connections just as httpx reused them: a request now and then failed with a
+            # ReadError under steady load (tests/reliability/test_concurrency.py).
+            timeout_keep_alive=75,
             # On SIGTERM: stop accepting, let in-flight requests finish for up to this long,
             # then the lifespan saves the index and closes the database (within Kubernetes'
             # default 30 s grace period).
