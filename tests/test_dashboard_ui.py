@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import ServerProcess, new_project
 
@@ -373,12 +373,19 @@ def open_tab(browser, seeded: Seed) -> Iterator[Callable[..., Tab]]:
             assert not any(k in url for k in keys), f"an API key leaked into a URL: {url}"
 
 
+def at_sign_in(page: Page) -> None:
+    """Wait until the dashboard has sent the page to sign-in. By polling the address, not by
+    following navigations: the page's own redirect can abort the navigation that led to it
+    (a reload, say), which ``wait_for_url`` reports as an error under load."""
+    expect(page).to_have_url(re.compile(r"/dashboard/signin$"), timeout=30_000)
+
+
 def sign_in(tab: Tab, seed: Seed, key: str, path: str) -> None:
     """Open ``path``; the dashboard sends us to sign-in first, then back to ``path``."""
     page = tab.page
     # "commit": the page sends itself on to sign-in while loading, which ends this navigation.
     page.goto(seed.base + path, wait_until="commit")
-    page.wait_for_url(re.compile(r"/dashboard/signin$"))
+    at_sign_in(page)
     page.fill("#api-key", key)
     page.click("#signin-form button[type=submit]")
     page.wait_for_url(re.compile(re.escape(path) + "$"))
@@ -404,7 +411,7 @@ def test_wrong_key_shows_an_error(open_tab, seeded: Seed) -> None:
         tab = open_tab(theme)
         page = tab.page
         page.goto(seeded.base + "/dashboard", wait_until="commit")
-        page.wait_for_url(re.compile(r"/dashboard/signin$"))
+        at_sign_in(page)
         page.fill("#api-key", "wrong-key-0123456789")
         page.click("#signin-form button[type=submit]")
         error = page.locator("#signin-error")
@@ -613,7 +620,7 @@ def test_revoked_key_and_sign_out_return_to_sign_in(open_tab, seeded: Seed) -> N
     with seeded.api() as api:
         assert api.delete(f"/keys/{made['id']}").status_code in (200, 204)
     page.reload(wait_until="commit")
-    page.wait_for_url(re.compile(r"/dashboard/signin$"))
+    at_sign_in(page)
     page.locator("#signin-notice", has_text="sign in again").wait_for()
     assert page.evaluate("sessionStorage.getItem('aegis.key')") is None
 
@@ -621,11 +628,11 @@ def test_revoked_key_and_sign_out_return_to_sign_in(open_tab, seeded: Seed) -> N
     page.locator("#theme-toggle").click()
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     page.locator("#sign-out").click()
-    page.wait_for_url(re.compile(r"/dashboard/signin$"))
+    at_sign_in(page)
     page.locator("#signin-notice", has_text="signed out").wait_for()
     assert page.evaluate("sessionStorage.length") == 0
     page.goto(seeded.base + "/dashboard/ace", wait_until="commit")
-    page.wait_for_url(re.compile(r"/dashboard/signin$"))
+    at_sign_in(page)
 
 
 def test_small_screens_get_a_usable_layout(open_tab, seeded: Seed) -> None:
