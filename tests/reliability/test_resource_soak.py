@@ -10,7 +10,7 @@ from /proc every few seconds.
 
 Data still grows: every query and vote appends an event, and expired rows leave free pages
 behind. SQLite's page caches (one per connection, up to 64 MiB each) and the vector index
-rightly keep new data in memory; measured per kind of operation, RSS grew by 1.1-1.8 times
+rightly keep new data in memory; measured per kind of operation, RSS grew by 1.2-1.8 times
 what the database files grew (docs/guides/reliability.md). So after warm-up RSS may grow by
 5 % (at least 10 MiB: allocator noise) plus twice the growth of the database files. Then a
 last phase of dedup re-adds alone, which store nothing, must leave RSS where it was: the
