@@ -100,10 +100,10 @@ def make_data(n: int, seed: int) -> dict:
     return {"vectors": vectors, "owners": owners, "scopes": scopes, "share_with": share_with}
 
 
-def exported(data: dict, i: int) -> s.ExportedMemory:
+def exported(data: dict, i: int) -> s.ImportedMemory:
     scope = data["scopes"][i]
     shared = [f"agent-{data['share_with'][i]}"] if scope == "agent-shared" else []
-    return s.ExportedMemory(
+    return s.ImportedMemory(
         id=uuid.uuid4().hex, content=f"synthetic memory {i}", namespace="main",
         agent_id=f"agent-{data['owners'][i]}", scope=scope, shared_with_agents=shared,
         embedding=data["vectors"][i].tolist(), embedding_model=MODEL,

@@ -114,6 +114,49 @@ def test_delta_respects_ownership(server, client, ns):
         assert r.status_code == 422 and "memory_id" in r.json()["detail"]
 
 
+def test_a_reader_sees_only_successors_and_history_it_may_see(client, http, ns):
+    """A deprecated memory names its successor only to readers who may see the successor,
+    and its history shows another agent's events without the text that agent wrote (the
+    words of its query): both would otherwise reach agents the access rule keeps out."""
+    old = client.add("The nightly build runs on Jenkins", agent_id="alice", scope="global",
+                     namespace=ns)
+    draft = client.add("The nightly build moves to Buildkite next month", agent_id="alice",
+                       namespace=ns)  # agent-private: alice's alone
+    open_ = client.add("The nightly build moved to GitHub Actions", agent_id="carol",
+                       scope="global", namespace=ns)
+    found = client.query("where does the nightly build run, carol's private worry", top_k=5,
+                         agent_id="bob", namespace=ns, min_score=0.0)
+    assert old.id in {m.id for m in found}
+    client.deprecate(old.id, agent_id="alice", superseded_by=draft.id, reason="moving CI")
+
+    assert client.get(old.id, agent_id="alice").superseded_by == draft.id
+    assert client.get(old.id).superseded_by == draft.id  # a project key acting as no agent
+    as_bob = client.get(old.id, agent_id="bob")
+    assert as_bob.is_deprecated and as_bob.superseded_by is None
+    exported = {m.id: m for m in client.export(namespace=ns, agent_id="bob")}
+    assert exported[old.id].superseded_by is None
+    assert {m.id: m for m in client.export(namespace=ns)}[old.id].superseded_by == draft.id
+    # A successor everyone may see is named to everyone.
+    client.deprecate(draft.id, agent_id="alice", superseded_by=open_.id)
+    assert client.get(draft.id, agent_id="alice").superseded_by == open_.id
+
+    def history(agent: str | None) -> dict[str, dict]:
+        params = {"memory_id": old.id, "namespace": ns, **({"agent_id": agent} if agent else {})}
+        r = http.get("/memories/ace/dashboard/timeline", params=params)
+        assert r.status_code == 200, r.text
+        return {e["event_type"]: e for e in r.json()["events"]}
+
+    as_alice = history("alice")
+    assert as_alice["query"]["agent_id"] == "bob"
+    assert "query" not in as_alice["query"]["payload"]
+    assert as_alice["query"]["payload"]["returned"] >= 1  # counts are not bob's words
+    assert as_alice["memory_deprecated"]["payload"]["superseded_by"] == draft.id  # her own
+    bob_view = history("bob")
+    assert bob_view["query"]["payload"]["query"].startswith("where does the nightly build")
+    assert bob_view["memory_deprecated"]["payload"] == {"reason": "moving CI"}
+    assert history(None)["query"]["payload"]["query"].startswith("where does")
+
+
 def test_full_ace_loop_metrics_and_correlation(client, ns):
     """Query -> work on features -> vote -> pass/fail -> exact metrics for a scripted run."""
     m1 = client.add("Use cursor pagination for the orders API", namespace=ns,

@@ -34,7 +34,7 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert version == "0007"
+        assert version == "0008"
         sql = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'memories'").fetchone()[0]
         assert "AUTOINCREMENT" in sql  # row ids are index labels: never reused

@@ -62,7 +62,7 @@ def test_upgrade_from_empty_matches_models(postgres):
     diffs = asyncio.run(run())
     assert diffs == []
     facts = _schema_facts(url)
-    assert facts["version"] == "0007"
+    assert facts["version"] == "0008"
     assert facts["column"] == "vector(384)"
     hnsw = facts["indexes"]["ix_memories_embedding_hnsw"]
     assert "USING hnsw (embedding vector_cosine_ops)" in hnsw

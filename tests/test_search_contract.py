@@ -106,6 +106,11 @@ def _votes(rng: np.random.Generator) -> tuple[int, int]:
     return int(rng.integers(0, 6)), int(rng.integers(0, 6))
 
 
+#: Forty more names: a share list's JSON text then passes the 1,024 bytes that PostgreSQL's
+#: covering filter index holds (migration 0008), so searches must test it on the table.
+CROWD = [f"crowd-{i:02d}-{'x' * 24}" for i in range(40)]
+
+
 def _owner_and_scope(rng: np.random.Generator) -> tuple[str | None, str, list[str]]:
     """(agent, scope, shared_with): ~1 % rare agent, a few agent-less global rows, and some
     private rows that still list agents in shared_with (they must stay private)."""
@@ -121,6 +126,8 @@ def _owner_and_scope(rng: np.random.Generator) -> tuple[str | None, str, list[st
     if scope == SCOPE_SHARED or (scope == SCOPE_PRIVATE and rng.random() < 0.1):
         pool = (*AGENTS, RARE_AGENT)
         shared = sorted({_pick(rng, pool) for _ in range(int(rng.integers(1, 5)))} - {agent})
+        if "agent-00" in shared:  # ~1 in 6 lists: too long for PostgreSQL's filter index
+            shared += CROWD
     return agent, scope, shared
 
 
@@ -700,6 +707,48 @@ async def test_postgres_short_hnsw_answer_with_threshold_below_k(
     if HNSW_INDEX not in ran[0].indexes:  # not an AssertionError: must not pass as the xfail
         pytest.fail("precondition: the HNSW index was not used")
     assert len(hits) == 50, f"{len(hits)} results; statements run: {[p.statement for p in ran]}"
+
+
+async def test_postgres_count_reads_the_filter_index_alone(
+    postgres_backend: Backend,
+) -> None:
+    """The planner's capped count of what an agent may see reads only columns that
+    ``ix_memories_search_filter`` holds, so PostgreSQL can answer it with an index-only scan
+    (migration 0008 keeps short share lists in it), and it counts each list too long for that
+    index as shared with everyone: a little more than the rows the agent may see, never
+    less. The searches themselves stay exact (the contract above)."""
+    store = postgres_backend.store
+    oracle = postgres_backend.oracle
+    long_lists = {i for i, m in enumerate(oracle.records)
+                  if m.scope == SCOPE_SHARED and len(json.dumps(m.shared_with_agents)) > 1024}
+    assert long_lists, "precondition: the corpus holds share lists too long for the index"
+    async with store._primary.begin() as conn:
+        index_columns = set((await conn.execute(text(
+            "SELECT attname FROM pg_index JOIN pg_attribute ON attrelid = indrelid "
+            "AND attnum = ANY(indkey) "
+            "WHERE indexrelid = 'ix_memories_search_filter'::regclass"))).scalars())
+        for agent in (RARE_AGENT, "agent-07", "agent-nobody"):
+            flt = SearchFilter(project_id=PROJECT, namespace="default", now=NOW,
+                               visible_to_agent=agent)
+            generous = set(oracle.matching(flt)) | (
+                set(oracle.matching(replace(flt, visible_to_agent=None))) & long_lists)
+            assert len(generous) > len(oracle.matching(flt))
+            statement = pg_search._COUNT(flt, "postgresql")
+            sql = statement.compile(dialect=store._primary.dialect).construct_expanded_state(
+                {**filter_params(flt), "cap": 10**6})
+            count = (await conn.exec_driver_sql(sql.statement,
+                                                sql.positional_parameters)).scalar_one()
+            assert count == len(generous), agent
+            read = set(re.findall(r"memories\.(\w+)", sql.statement))
+            # ``embedding IS NOT NULL`` is the partial index's own predicate.
+            assert read - {"embedding"} <= index_columns, read - index_columns
+            assert "shared_with_short" in read and "shared_with_agents" not in index_columns
+            # Shared memories only: the share test is the selective part, made on the full
+            # list (its GIN index finds the rows), so the count is exact.
+            shared_only = replace(flt, scopes=frozenset({SCOPE_SHARED}))
+            exact = await conn.run_sync(
+                lambda c, f=shared_only: pg_search.count_capped(c, f, 10**6))
+            assert exact == len(oracle.matching(shared_only)), agent
 
 
 BROAD = SearchFilter(project_id=PROJECT, namespace=None, now=NOW)

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=20, ge=0)
 
     aegis_data_dir: Path = Field(default=Path("~/.aegis/data"))
+    aegis_sqlite_synchronous: Literal["normal", "full"] | None = Field(
+        default=None,
+        description="SQLite only. 'full' syncs every commit to disk before answering: an "
+                    "acknowledged write survives a power cut, at the cost of one fsync per "
+                    "write. 'normal' survives a crash of the server process, but a power cut "
+                    "or OS crash may lose the last commits. Default: full with "
+                    "AEGIS_ENV=production, else normal.",
+    )
     aegis_api_key: str = DEFAULT_API_KEY
     aegis_admin_key: str | None = None
     aegis_env: Literal["development", "production", "test"] = "development"
@@ -68,6 +76,18 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("aegis_sqlite_synchronous", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def sqlite_synchronous(self) -> str:
+        """SQLite's ``PRAGMA synchronous`` for this server (see the setting above)."""
+        chosen = self.aegis_sqlite_synchronous or (
+            "full" if self.aegis_env == "production" else "normal")
+        return chosen.upper()
 
     @cached_property
     def resolved_database_url(self) -> str:

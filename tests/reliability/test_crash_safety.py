@@ -369,3 +369,29 @@ def test_acknowledged_writes_survive_sigkill(
     assert kills == kills_wanted and ledger.acknowledged["add"] > 0
     assert not ledger.errors, ledger.errors
     assert not +defects, dict(+defects)
+
+
+@pytest.mark.parametrize(("env", "pragma"), [
+    ({}, 1),  # NORMAL: survives the process being killed (the tests above)
+    ({"AEGIS_ENV": "production"}, 2),  # FULL: every commit synced, survives a power cut
+    ({"AEGIS_SQLITE_SYNCHRONOUS": "FULL"}, 2),
+    ({"AEGIS_ENV": "production", "AEGIS_SQLITE_SYNCHRONOUS": "normal"}, 1),
+])
+def test_sqlite_syncs_every_commit_in_production_or_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pragma: int
+) -> None:
+    """A kill of the process is survived at either setting; a power cut only with FULL,
+    which production gets by default. Checked on the store's own connections."""
+    from aegis_memory.config import Settings
+    from aegis_memory.store import open_store
+
+    monkeypatch.delenv("AEGIS_ENV", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store = open_store(Settings(aegis_data_dir=tmp_path))
+    try:
+        for engine in (store._writer, store._reader, store._point_engine):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == pragma
+    finally:
+        asyncio.run(store.close())

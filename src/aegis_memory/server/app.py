@@ -78,6 +78,9 @@ def create_app(
             await store.close()
             raise
         app.state.service = service
+        if settings.is_sqlite:
+            log.info("SQLite database %s, synchronous=%s", settings.resolved_database_url,
+                     settings.sqlite_synchronous)
         await app.state.limits.start()
         tasks = [asyncio.create_task(_maintenance(service, 60.0)),
                  asyncio.create_task(_refresh_metrics(metrics, service, 15.0))]

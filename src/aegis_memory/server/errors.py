@@ -167,10 +167,11 @@ def install(app: FastAPI) -> None:
     async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
         # PostgreSQL's class 54, "program limit exceeded": a value too big to store or index
         # (an index row holds at most 2,704 bytes). The request's fault, not the server's.
+        # The request limits keep every known value below them (share lists since migration
+        # 0008); this stays as the net under whatever a future column adds.
         if str(getattr(exc.orig, "sqlstate", "") or "").startswith("54"):
             return error_response(
-                422, "A value in the request is too large for the database to store or index "
-                     "(for example a share list of many long agent names on PostgreSQL).",
+                422, "A value in the request is too large for the database to store or index.",
                 "too_large_for_database")
         raise exc  # every other database error stays an unexpected one (below)
 

@@ -96,6 +96,7 @@ class BrowseOperations:
         rows, total = await self.store.browse_memories(
             flt, only_deprecated=deprecated is True, contains=(search or "").strip() or None,
             order=order, limit=limit, offset=offset)
+        rows = await self._hide_unseen_successors(identity, agent, rows)
         return BrowsePage([to_memory(m) for m in rows], total, limit, offset)
 
     async def memory_summary(
@@ -117,6 +118,7 @@ class BrowseOperations:
         ``events`` events."""
         agent = acting_agent(identity, agent_id)
         record = await self._visible(identity, memory_id, agent)
+        [record] = await self._hide_unseen_successors(identity, agent, [record])
         votes = (await self.store.list_votes(identity.project_id, [record.row_id])).get(
             record.row_id, [])
         timeline = await self.dashboard_timeline(

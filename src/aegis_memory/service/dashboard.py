@@ -27,6 +27,28 @@ def _require_project_key(identity: Identity) -> None:
                         code="project_key_required")
 
 
+#: What another agent's event may show of its payload in a memory's timeline: counts, flags
+#: and names about the memory. Free text the other agent wrote with its request (a query, a
+#: handoff's task context) is its own and stays out; so does any key added later until it is
+#: listed here.
+SHAREABLE_PAYLOAD_KEYS = frozenset({
+    "top_k", "returned", "min_effectiveness", "vote", "scope", "memory_type", "fields", "via",
+    "reason", "target_agent_id", "shared", "count",
+})
+
+
+def _as_seen_by(event: s.TimelineEvent, memory_id: str, agent: str | None) -> s.TimelineEvent:
+    """An event of one memory's history as an agent may read it: the other memories the event
+    names are left out (the rest of a query's results may be invisible to it, and their ids
+    would tell it that they exist: SPEC §2, no existence oracle), and so is what another agent
+    wrote with its request."""
+    update: dict[str, Any] = {"memory_ids": [memory_id]}
+    if event.agent_id != agent:
+        update["payload"] = {k: v for k, v in event.payload.items()
+                             if k in SHAREABLE_PAYLOAD_KEYS}
+    return event.model_copy(update=update)
+
+
 def _timeline_event(row: dict[str, Any]) -> s.TimelineEvent:
     return s.TimelineEvent(
         id=row["id"], event_type=row["event_type"], namespace=row["namespace"],
@@ -105,9 +127,6 @@ class DashboardOperations(BrowseOperations):
             agent_id=agent_filter, memory_id=memory_id, before_row=before, limit=limit + 1)
         events = [_timeline_event(r) for r in rows[:limit]]
         if memory_id is not None and acting is not None:
-            # An agent reads this memory's history, not the other memories its events name
-            # (the rest of a query's results, say): those may be invisible to it, and their
-            # ids would tell it that they exist (SPEC §2: no existence oracle).
-            events = [e.model_copy(update={"memory_ids": [memory_id]}) for e in events]
+            events = [_as_seen_by(e, memory_id, acting) for e in events]
         return s.Timeline(events=events,
                           next_cursor=events[-1].cursor if len(rows) > limit else None)

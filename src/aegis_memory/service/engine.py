@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import time
 import uuid
@@ -564,10 +565,30 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
         return m
 
+    async def _hide_unseen_successors(
+        self, identity: Identity, agent: str | None, records: Sequence[MemoryRecord]
+    ) -> list[MemoryRecord]:
+        """``records`` with ``superseded_by`` cleared where the agent may not see the successor.
+
+        Whoever deprecates a memory names a successor *they* can see, and readers of the old
+        memory may not: the id would then tell them that a memory exists which they cannot
+        read (SPEC §2: no existence oracle). A project key acting as no agent sees everything.
+        """
+        named = {m.superseded_by for m in records if m.superseded_by} if agent else set()
+        hidden: set[str] = set()
+        now = time.time()
+        for successor_id in named:
+            successor = await self.store.get_memory(identity.project_id, successor_id)
+            if successor is None or not can_see(successor, agent) or not is_live(successor, now):
+                hidden.add(successor_id)
+        return [dataclasses.replace(m, superseded_by=None) if m.superseded_by in hidden else m
+                for m in records]
+
     @timed("get")
     async def get(self, identity: Identity, memory_id: str, agent_id: str | None) -> s.Memory:
         agent = acting_agent(identity, agent_id)
-        return to_memory(await self._visible(identity, memory_id, agent))
+        record = await self._visible(identity, memory_id, agent)
+        return to_memory((await self._hide_unseen_successors(identity, agent, [record]))[0])
 
     async def _modifiable(
         self, identity: Identity, memory_id: str, agent: str | None, verb: str = "update"
@@ -759,6 +780,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 if can_see(m, agent) and is_live(m, now)
                 and (req.include_deprecated or not m.is_deprecated)
             ]
+            visible = await self._hide_unseen_successors(identity, agent, visible)
             votes = await self.store.list_votes(
                 identity.project_id, [m.row_id for m in visible])
             for m in visible:

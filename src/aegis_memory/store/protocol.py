@@ -214,7 +214,7 @@ def open_store(settings: Settings) -> Store:
     if url.startswith("sqlite"):
         from aegis_memory.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url)
+        return SQLiteStore(url, synchronous=settings.sqlite_synchronous)
     if url.startswith(("postgresql", "postgres")):
         try:
             from aegis_memory.store.postgres.store import PostgresStore

@@ -69,10 +69,19 @@ def filter_params(flt: SearchFilter) -> dict[str, Any]:
 
 def bound_filter_clauses(
     shape: FilterShape, dialect: str, values: dict[str, Any] | None = None, *,
-    searchable_only: bool = True,
+    searchable_only: bool = True, for_count: bool = False,
 ) -> list[ColumnElement[Any]]:
     """:func:`filter_clauses` for every filter of this shape: the values are parameters,
-    bound later by ``filter_params(flt)``, or here when ``values`` is given."""
+    bound later by ``filter_params(flt)``, or here when ``values`` is given.
+
+    ``for_count=True`` (PostgreSQL): the clauses of the search planner's capped row count,
+    which may keep a few rows too many (it only steers the plan). When the visibility rule
+    has its ``global`` branch, counting walks the (project, namespace, agent) range of the
+    covering index ``ix_memories_search_filter``, and reading the table for every row would
+    triple the count's cost; sharing is then tested on ``shared_with_short``, the copy of
+    short share lists that index holds (migration 0008), and a long list counts as shared
+    with everyone. Without that branch the share test is the selective part, and the GIN
+    index on the full list finds those rows directly."""
     (namespace, include_deprecated, owners, user, scopes, types, min_effectiveness,
      visibility) = shape
 
@@ -106,16 +115,26 @@ def bound_filter_clauses(
     if visibility:
         agent = param("f_agent", type_=String)
         branches: list[ColumnElement[Any]] = [_M.agent_id == agent]
-        if scopes is None or scopes[0]:
+        with_global = scopes is None or scopes[0]
+        if with_global:
             branches.append(_M.scope == SCOPE_GLOBAL)
         if scopes is None or scopes[1]:
-            branches.append((_M.scope == SCOPE_SHARED) & _shared_with(agent, dialect))
+            indexed = for_count and with_global and dialect == "postgresql"
+            branches.append((_M.scope == SCOPE_SHARED) & _shared_with(agent, dialect, indexed))
         where.append(or_(*branches))
     return where
 
 
-def _shared_with(agent: Any, dialect: str) -> ColumnElement[Any]:
+#: Migration 0008's generated column (see ``tables.GENERATED_COLUMNS``): the share list when
+#: its text fits in 1,024 bytes, else NULL.
+_SHARED_WITH_SHORT = literal_column("memories.shared_with_short")
+
+
+def _shared_with(agent: Any, dialect: str, indexed: bool = False) -> ColumnElement[Any]:
     if dialect == "postgresql":
+        if indexed:
+            return or_(_SHARED_WITH_SHORT.op("@>")(func.jsonb_build_array(agent)),
+                       _SHARED_WITH_SHORT.is_(None))
         return _M.shared_with_agents.op("@>")(func.jsonb_build_array(agent))
     share = func.json_each(_M.shared_with_agents).table_valued("value")
     return exists(select(literal_column("1")).select_from(share).where(share.c.value == agent))

@@ -459,6 +459,19 @@ class SqlStore:
             .with_for_update(key_share=True)
         ).first()
 
+    @staticmethod
+    def _lock_memory_rows(conn: Connection, project_id: str, memory_ids: Sequence[str]) -> None:
+        """Lock these memory rows now, in id order (PostgreSQL; a no-op on SQLite, whose
+        writer holds the whole database). Transactions changing several rows then take their
+        locks in one global order, so two of them listing the same rows differently queue up
+        instead of deadlocking."""
+        conn.execute(
+            select(_M.row_id)
+            .where(_M.project_id == project_id, _M.id.in_(sorted(set(memory_ids))))
+            .order_by(_M.id)
+            .with_for_update(key_share=True)
+        ).all()
+
     def _merge_metadata(self, conn: Connection, project_id: str, memory_id: str | None,
                         values: dict[str, Any]) -> None:
         """Turn a ``metadata_patch`` change into the merged ``meta`` column, read in this
@@ -721,6 +734,9 @@ class SqlStore:
         existing row (``inserted=False``). A change to a row that vanished, or that would make
         a duplicate, raises and rolls the whole transaction back.
         """
+        changed = [w.memory_id for w in writes if w.new is None and w.memory_id]
+        if len(changed) > 1:
+            self._lock_memory_rows(conn, project_id, changed)
         seq = self._next_seq(conn)
         if any(w.new is not None for w in writes):
             self._before_memory_inserts(conn, [project_id])
@@ -814,12 +830,15 @@ class SqlStore:
         conn: Connection,
         project_id: str, memory_ids: Sequence[str], agent_id: str, now: float
     ) -> None:
-        """Add ``agent_id`` to each memory's share list (handoff with ``share=true``)."""
+        """Add ``agent_id`` to each memory's share list (handoff with ``share=true``). The
+        lists are read under row locks (in id order): two handoffs sharing one memory with
+        different agents at once would otherwise each write back a list without the other."""
         seq = self._next_seq(conn)
         rows = conn.execute(
-            select(t.memories.c.id, t.memories.c.shared_with_agents, t.memories.c.scope).where(
-                t.memories.c.project_id == project_id, t.memories.c.id.in_(memory_ids)
-            )
+            select(_M.id, _M.shared_with_agents, _M.scope)
+            .where(_M.project_id == project_id, _M.id.in_(memory_ids))
+            .order_by(_M.id)
+            .with_for_update(key_share=True)
         )
         for mid, shared, scope in rows.all():
             shared = list(shared or [])

@@ -201,9 +201,11 @@ EXPRESSION_INDEXES = frozenset(
      "ix_memories_user_filter", "ix_memories_user_stream"}
 )
 
-#: PostgreSQL's stored full-text document ``memories.content_tsv`` (migration 0006): a
-#: generated column the code never selects or writes, so the models leave it out.
-GENERATED_COLUMNS = frozenset({"content_tsv"})
+#: PostgreSQL's generated columns, which the code never selects or writes, so the models
+#: leave them out: the stored full-text document ``memories.content_tsv`` (migration 0006)
+#: and ``memories.shared_with_short``, the share list when short enough for the planner's
+#: covering index (migration 0008).
+GENERATED_COLUMNS = frozenset({"content_tsv", "shared_with_short"})
 
 #: SQLite's full-text indexes over ``memories.content``: one FTS5 virtual table per project,
 #: ``memories_fts_<slot>``, kept in step by triggers (``store/sqlite/fulltext.py``, migration

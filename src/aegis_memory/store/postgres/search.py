@@ -14,10 +14,12 @@ picked per query:
   (``hnsw.max_scan_tuples``), the query is answered exactly instead.
 
 Deciding needs the number of matching rows, capped: ``count(*)`` over ``LIMIT threshold + 1``
-stops as soon as the answer is "many". Settings are made with ``set_config(.., true)``, local
-to the transaction, and ``plan_cache_mode = force_custom_plan`` because asyncpg prepares
-statements and a generic plan may not use the indexes a custom one does (seen while building
-this: test_postgres_plans.py checks the plans through the same driver).
+stops as soon as the answer is "many". It is answered from the covering index
+``ix_memories_search_filter`` alone, which holds share lists only when short (migration
+0008). Settings are made with ``set_config(.., true)``, local to the transaction, and
+``plan_cache_mode = force_custom_plan`` because asyncpg prepares statements and a generic plan
+may not use the indexes a custom one does (seen while building this: the plan tests of
+tests/test_search_contract.py check them through the same driver).
 """
 
 from __future__ import annotations
@@ -68,10 +70,13 @@ def _distance(column: Any) -> Any:
 
 
 def _build_count(shape: FilterShape, dialect: str) -> Any:
-    """How many rows the filter allows, counting no further than ``cap``."""
+    """How many rows the filter allows, counting no further than ``cap``; a long share list
+    may count as shared with everyone (``bound_filter_clauses(for_count=True)``; an overcount
+    only steers the plan, see ``count_capped``)."""
     inner = (
         select(literal_column("1")).select_from(t.memories)
-        .where(*bound_filter_clauses(shape, dialect)).limit(bindparam("cap")).subquery()
+        .where(*bound_filter_clauses(shape, dialect, for_count=True))
+        .limit(bindparam("cap")).subquery()
     )
     return select(func.count()).select_from(inner)
 
@@ -139,7 +144,10 @@ def apply_settings(conn: Connection, k: int, plan: VectorSearchPlan) -> None:
 
 
 def count_capped(conn: Connection, flt: SearchFilter, cap: int) -> int:
-    """How many rows ``flt`` allows, counting no further than ``cap``."""
+    """How many rows ``flt`` allows, counting no further than ``cap``, or a few more: memories
+    shared with a list too long for the index (migration 0008) count for every agent. Safe
+    for planning: too many only means an HNSW walk, and one that comes back short is
+    answered exactly (``_ranked_rows``)."""
     return int(conn.execute(_COUNT(flt, "postgresql"), {**filter_params(flt), "cap": cap})
                .scalar_one())
 

@@ -12,8 +12,10 @@ primary so an agent always finds what it has just stored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -62,6 +64,10 @@ _VECTOR_COLUMN_DIM = text(
     "WHERE attrelid = 'memories'::regclass AND attname = 'embedding'"
 )
 _HNSW_INDEX = "ix_memories_embedding_hnsw"
+#: deadlock_detected and serialization_failure: PostgreSQL rolled the transaction back and
+#: running it again is the documented remedy.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+WRITE_ATTEMPTS = 5
 
 
 def async_url(url: str) -> str:
@@ -143,8 +149,23 @@ class PostgresStore(SqlStore):
     # ------------------------------------------------------------------ running operations
 
     async def _run(self, write: bool, call: Callable[[Connection], R]) -> R:
-        async with self._primary.begin() as conn:
-            return await conn.run_sync(call)
+        """One transaction on the primary. A write that PostgreSQL aborted to break a deadlock
+        (or a serialization failure) had no effect, so it runs again, a few times, after a
+        short random pause: two transactions locking the same rows in opposite orders (say,
+        deltas over the same memories listed differently, or inserts racing on the same
+        dedup keys) then both succeed instead of one answering 500."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                async with self._primary.begin() as conn:
+                    return await conn.run_sync(call)
+            except DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if not write or sqlstate not in RETRYABLE_SQLSTATES or attempt == WRITE_ATTEMPTS:
+                    raise
+                log.info("write transaction aborted (%s), attempt %d of %d: running it again",
+                         sqlstate, attempt, WRITE_ATTEMPTS)
+                await asyncio.sleep(random.uniform(0.0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def _run_replica(self, call: Callable[[Connection], R]) -> R:
         """On the read replica when there is one; should it be unreachable, on the primary

@@ -37,9 +37,12 @@ from aegis_memory.store.sqlite.fulltext import (
 
 R = TypeVar("R")
 
+#: With WAL, ``NORMAL`` syncs at checkpoints only: safe against a crash of the process (every
+#: commit is in the WAL file the OS holds), not against a power cut; ``FULL`` syncs the WAL at
+#: every commit (``Settings.sqlite_synchronous`` picks).
+SYNCHRONOUS = ("NORMAL", "FULL")
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=30000",
     "PRAGMA temp_store=MEMORY",
@@ -48,7 +51,7 @@ _PRAGMAS = (
 READ_THREADS = 4
 
 
-def _engine(path: str, *, begin: str, pool_size: int) -> Engine:
+def _engine(path: str, *, begin: str, pool_size: int, synchronous: str) -> Engine:
     engine = create_engine(
         f"sqlite:///{path}",
         poolclass=QueuePool,
@@ -64,7 +67,7 @@ def _engine(path: str, *, begin: str, pool_size: int) -> Engine:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's own is always deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in _PRAGMAS:
+        for pragma in (*_PRAGMAS, f"PRAGMA synchronous={synchronous}"):
             cursor.execute(pragma)
         cursor.close()
 
@@ -81,15 +84,20 @@ class SQLiteStore(SqlStore):
     postings_budget: int = POSTINGS_BUDGET
     _dialect_insert = staticmethod(sqlite_insert)
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path or path == ":memory:":
             raise ValueError("The SQLite store needs a file path (sqlite:///path/to/aegis.db).")
         path = str(Path(path).expanduser())
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._writer = _engine(path, begin="BEGIN IMMEDIATE", pool_size=1)
-        self._reader = _engine(path, begin="BEGIN", pool_size=READ_THREADS)
+        self.synchronous = synchronous
+        self._writer = _engine(path, begin="BEGIN IMMEDIATE", pool_size=1,
+                               synchronous=synchronous)
+        self._reader = _engine(path, begin="BEGIN", pool_size=READ_THREADS,
+                               synchronous=synchronous)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="aegis-sqlite-write")
         self._read_threads = ThreadPoolExecutor(
             READ_THREADS, thread_name_prefix="aegis-sqlite-read"
@@ -97,7 +105,8 @@ class SQLiteStore(SqlStore):
         self._closed = threading.Event()
         self._seq_conn: sqlite3.Connection | None = None
         self._seq_lock = threading.Lock()
-        self._point_engine = _engine(path, begin="BEGIN", pool_size=1)
+        self._point_engine = _engine(path, begin="BEGIN", pool_size=1,
+                                     synchronous=synchronous)
         self._point_lock = threading.Lock()
         self._doc_counts = DocCounts()
         self._fulltext_slots = ProjectSlots()

@@ -1,0 +1,89 @@
+"""Concurrent writes to the same memories, on both backends, through the real server.
+
+SQLite has one writer at a time, so these hold there by construction; PostgreSQL runs the
+transactions concurrently under READ COMMITTED, where they once deadlocked (two deltas
+listing the same memories in opposite orders: one aborted, a 500) and lost updates (two
+handoffs sharing one memory with different agents: one agent dropped from the list). The
+store now locks rows in one order and re-runs a transaction PostgreSQL aborted to break a
+deadlock (``PostgresStore._run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+AUTH = {"Authorization": "Bearer dev-key"}
+WRITERS = 16
+ROUNDS = 6
+
+
+async def _add(http: httpx.AsyncClient, ns: str, content: str) -> str:
+    r = await http.post("/memories/add", json={
+        "content": content, "namespace": ns, "agent_id": "alice", "scope": "global"})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def test_deltas_over_the_same_memories_in_opposite_orders(server, ns):
+    """16 writers, 6 rounds each: every delta updates the same four memories, half of them in
+    reverse order. All succeed, and every metadata key each one merged is there."""
+
+    async def run() -> tuple[list[int], list[dict]]:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH,
+                                     timeout=120) as http:
+            ids = [await _add(http, ns, f"Shared runbook step {i}") for i in range(4)]
+
+            async def writer(w: int) -> list[int]:
+                order = ids if w % 2 else ids[::-1]
+                statuses = []
+                for round_ in range(ROUNDS):
+                    r = await http.post("/memories/ace/delta", json={
+                        "agent_id": "alice", "namespace": ns, "operations": [
+                            {"type": "update", "memory_id": m,
+                             "metadata": {f"w{w}r{round_}": True}} for m in order]})
+                    statuses.append(r.status_code)
+                    assert r.status_code != 200 or r.json()["applied"] == 4, r.text
+                return statuses
+
+            statuses = await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+            stored = [(await http.get(f"/memories/{m}")).json()["metadata"] for m in ids]
+            return [s for per_writer in statuses for s in per_writer], stored
+
+    statuses, stored = asyncio.run(run())
+    assert statuses == [200] * (WRITERS * ROUNDS)
+    expected = {f"w{w}r{r}" for w in range(WRITERS) for r in range(ROUNDS)}
+    for metadata in stored:
+        assert set(metadata) == expected
+
+
+def test_concurrent_handoffs_sharing_the_same_memories_keep_every_agent(server, ns):
+    """12 handoffs at once share the same five memories with twelve different agents: each
+    memory ends up shared with all twelve, and each of them finds it."""
+    targets = [f"helper-{i:02d}" for i in range(12)]
+
+    async def run() -> list[list[str]]:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH,
+                                     timeout=120) as http:
+            ids = []
+            for i in range(5):
+                r = await http.post("/memories/add", json={
+                    "content": f"Customer escalation note {i}", "namespace": ns,
+                    "agent_id": "lead"})  # agent-private until shared
+                assert r.status_code == 200, r.text
+                ids.append(r.json()["id"])
+            answers = await asyncio.gather(*(http.post("/memories/handoff", json={
+                "source_agent_id": "lead", "target_agent_id": target, "namespace": ns,
+                "share": True, "max_memories": 5}) for target in targets))
+            assert [a.status_code for a in answers] == [200] * len(targets)
+            for target in targets[::5]:
+                found = await http.post("/memories/query", json={
+                    "query": "customer escalation", "namespace": ns, "agent_id": target,
+                    "top_k": 10})
+                assert {m["id"] for m in found.json()["memories"]} == set(ids), target
+            return [(await http.get(f"/memories/{m}")).json()["shared_with_agents"]
+                    for m in ids]
+
+    for shared in asyncio.run(run()):
+        assert sorted(shared) == targets
