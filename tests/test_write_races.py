@@ -87,3 +87,59 @@ def test_concurrent_handoffs_sharing_the_same_memories_keep_every_agent(server, 
 
     for shared in asyncio.run(run()):
         assert sorted(shared) == targets
+
+
+def test_an_update_racing_a_deprecation_never_gives_back_the_dedup_key(server, ns):
+    """A content update decides the new dedup key from the memory as it read it; a
+    deprecation committing in between would be overwritten by that key, and the next add of
+    the same text would then be "deduplicated" into a deprecated memory. The store refuses a
+    change whose inputs moved, and the update is decided again from the fresh row."""
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH,
+                                     timeout=120) as http:
+            ids = [await _add(http, ns, f"Deploys go out on Tuesdays, take {i}")
+                   for i in range(10)]
+            answers = await asyncio.gather(*(request for i, m in enumerate(ids) for request in (
+                http.patch(f"/memories/{m}", json={
+                    "agent_id": "alice", "content": f"Deploys go out on Thursdays, take {i}"}),
+                http.post("/memories/ace/delta", json={
+                    "agent_id": "alice", "namespace": ns,
+                    "operations": [{"type": "deprecate", "memory_id": m}]}),
+            )))
+            assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers]
+            for i, m in enumerate(ids):
+                again = await http.post("/memories/add", json={
+                    "content": f"Deploys go out on Thursdays, take {i}", "namespace": ns,
+                    "agent_id": "alice", "scope": "global"})
+                assert again.json()["id"] != m, "deduplicated into a deprecated memory"
+
+    asyncio.run(run())
+    held = server.sql("SELECT count(*) FROM memories WHERE namespace = :ns "
+                      "AND is_deprecated AND dedup_key IS NOT NULL", ns=ns)
+    assert held == [(0,)]
+
+
+def test_a_scope_change_racing_handoffs_keeps_every_shared_agent(server, ns):
+    """Changing only a memory's scope keeps its share list, as read; handoffs adding agents
+    to that list at the same moment must not be written over."""
+    helpers = [f"helper-{i:02d}" for i in range(8)]
+
+    async def run() -> list[str]:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH,
+                                     timeout=120) as http:
+            r = await http.post("/memories/add", json={
+                "content": "Escalations go to the on-call lead", "namespace": ns,
+                "agent_id": "lead", "shared_with_agents": ["reviewer"]})
+            memory_id = r.json()["id"]
+            answers = await asyncio.gather(*(request for helper in helpers for request in (
+                http.post("/memories/handoff", json={
+                    "source_agent_id": "lead", "target_agent_id": helper, "namespace": ns,
+                    "share": True, "max_memories": 5}),
+                http.patch(f"/memories/{memory_id}", json={
+                    "agent_id": "lead", "scope": "agent-shared"}),
+            )))
+            assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers]
+            return (await http.get(f"/memories/{memory_id}")).json()["shared_with_agents"]
+
+    assert sorted(asyncio.run(run())) == sorted(["reviewer", *helpers])

@@ -15,10 +15,16 @@ import numpy as np
 from aegis_memory import schemas as s
 from aegis_memory.service.access import acting_agent, can_see, is_live
 from aegis_memory.service.convert import _event, to_memory
-from aegis_memory.service.errors import Conflict, NotFound, ServiceError
+from aegis_memory.service.errors import (
+    DECIDE_ATTEMPTS,
+    Conflict,
+    NotFound,
+    ServiceError,
+    kept_changing,
+)
 from aegis_memory.service.scoring import effectiveness
 from aegis_memory.service.telemetry import timed
-from aegis_memory.store import DuplicateError
+from aegis_memory.store import DuplicateError, StaleRow
 from aegis_memory.store.records import DeltaWrite
 
 if TYPE_CHECKING:
@@ -158,6 +164,30 @@ class AceOperations:
         except LookupError as exc:
             raise NotFound(f"Memory '{exc.args[0]}' not found.", code="memory_not_found") from exc
 
+    async def _plan_and_write(
+        self: MemoryService, identity: Identity, agent: str | None, namespace: str,
+        ops: list[tuple[int, s.DeltaOperation]], now: float, *, atomic: bool,
+    ) -> list[Any]:
+        """Plan the operations and write them in one transaction. If a memory an update was
+        decided from changed before the write (``StaleRow``), nothing was written: plan again
+        from fresh reads, a few times."""
+        stale = ""
+        for _ in range(DECIDE_ATTEMPTS):
+            writes = []
+            for i, op in ops:
+                try:
+                    writes.append(await self._plan(identity, agent, namespace, op, now))
+                except ServiceError as exc:
+                    if atomic:
+                        exc.detail = (f"Operation {i} ({op.type}) was refused, so nothing was "
+                                      f"applied: {exc.detail}")
+                    raise
+            try:
+                return await self._write(identity, writes, now)
+            except StaleRow as exc:
+                stale = exc.args[0]
+        raise kept_changing(stale)
+
     @timed("delta")
     async def delta(self: MemoryService, identity: Identity, req: s.DeltaRequest) -> s.DeltaResult:
         """Apply add/update/deprecate operations: all or nothing by default; with
@@ -166,15 +196,9 @@ class AceOperations:
         now = time.time()
         results: list[s.DeltaItemResult] = []
         if req.atomic:
-            writes = []
-            for i, op in enumerate(req.operations):
-                try:
-                    writes.append(await self._plan(identity, agent, req.namespace, op, now))
-                except ServiceError as exc:
-                    exc.detail = (f"Operation {i} ({op.type}) was refused, so nothing was "
-                                  f"applied: {exc.detail}")
-                    raise
-            outcomes = await self._write(identity, writes, now)
+            outcomes = await self._plan_and_write(
+                identity, agent, req.namespace, list(enumerate(req.operations)), now,
+                atomic=True)
             for i, (op, outcome) in enumerate(zip(req.operations, outcomes, strict=True)):
                 results.append(s.DeltaItemResult(
                     index=i, type=op.type, ok=True, memory_id=outcome.id,
@@ -182,8 +206,8 @@ class AceOperations:
         else:
             for i, op in enumerate(req.operations):
                 try:
-                    write = await self._plan(identity, agent, req.namespace, op, now)
-                    outcome = (await self._write(identity, [write], now))[0]
+                    outcome = (await self._plan_and_write(
+                        identity, agent, req.namespace, [(i, op)], now, atomic=False))[0]
                     results.append(s.DeltaItemResult(
                         index=i, type=op.type, ok=True, memory_id=outcome.id,
                         deduped_from=None if outcome.inserted else outcome.id))

@@ -44,12 +44,14 @@ from aegis_memory.service.ace import AceOperations
 from aegis_memory.service.convert import _epoch, _event, _ts, to_memory
 from aegis_memory.service.dashboard import DashboardOperations
 from aegis_memory.service.errors import (
+    DECIDE_ATTEMPTS,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
     StartupError,
     Unauthorized,
+    kept_changing,
 )
 from aegis_memory.service.evaluation import EvalOperations
 from aegis_memory.service.events import EventWriter
@@ -59,7 +61,7 @@ from aegis_memory.service.keys import issue_key, key_info
 from aegis_memory.service.progress import ProgressService
 from aegis_memory.service.scoring import effectiveness
 from aegis_memory.service.telemetry import NoTelemetry, Telemetry, timed, timed_stream
-from aegis_memory.store import DuplicateError, Store
+from aegis_memory.store import DuplicateError, StaleRow, Store
 from aegis_memory.store.records import (
     MemoryRecord,
     NewMemory,
@@ -605,8 +607,11 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     async def _update_changes(
         self, m: MemoryRecord, req: s.UpdateMemoryRequest, now: float
     ) -> dict[str, Any]:
-        """The column changes an update asks for (re-embedding changed content)."""
+        """The column changes an update asks for (re-embedding changed content), with
+        ``expected``: the values of ``m`` they were derived from, which the store checks
+        again inside its write transaction (``SqlStore._check_expected``)."""
         changes: dict[str, Any] = {"updated_at": now}
+        expected: dict[str, Any] = {}
         fields = req.model_fields_set
         if "content" in fields and req.content is not None and req.content != m.content:
             chash = content_hash(req.content)
@@ -618,6 +623,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 embedding=np.asarray(vec, dtype=np.float32).tobytes(),
                 embedding_model=self.embedder.model_name,
             )
+            expected["is_deprecated"] = m.is_deprecated  # decides the dedup key
         if "metadata" in fields and req.metadata is not None:
             # Merged by the store inside its write transaction (see SqlStore._merge_metadata).
             changes["metadata_patch"] = dict(req.metadata)
@@ -638,6 +644,9 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
                 shared = []
             changes["scope"] = choose_scope(scope, m.agent_id, shared)
             changes["shared_with_agents"] = shared
+            expected.update(scope=m.scope, shared_with_agents=m.shared_with_agents)
+        if expected:
+            changes["expected"] = expected
         return changes
 
     @timed("update")
@@ -645,20 +654,27 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         self, identity: Identity, memory_id: str, req: s.UpdateMemoryRequest
     ) -> s.Memory:
         agent = acting_agent(identity, req.agent_id)
-        m = await self._modifiable(identity, memory_id, agent)
-        now = time.time()
         fields = req.model_fields_set
-        changes = await self._update_changes(m, req, now)
-        event = _event(identity, "memory_updated", namespace=m.namespace, agent_id=agent,
-                       memory_ids=[m.id], now=now,
-                       payload={"fields": sorted(fields - {"agent_id"})})
-        try:
-            updated = await self.store.update_memory(identity.project_id, m.id, changes, event)
-        except DuplicateError as exc:
-            raise Conflict(
-                "Another memory of this owner and user already has this content.",
-                code="duplicate_content",
-            ) from exc
+        for _ in range(DECIDE_ATTEMPTS):
+            m = await self._modifiable(identity, memory_id, agent)
+            now = time.time()
+            changes = await self._update_changes(m, req, now)
+            event = _event(identity, "memory_updated", namespace=m.namespace, agent_id=agent,
+                           memory_ids=[m.id], now=now,
+                           payload={"fields": sorted(fields - {"agent_id"})})
+            try:
+                updated = await self.store.update_memory(identity.project_id, m.id, changes,
+                                                         event)
+                break
+            except StaleRow:
+                continue  # changed meanwhile: read it again and decide again
+            except DuplicateError as exc:
+                raise Conflict(
+                    "Another memory of this owner and user already has this content.",
+                    code="duplicate_content",
+                ) from exc
+        else:
+            raise kept_changing(memory_id)
         if updated is None:
             raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
         await self.index.catch_up()

@@ -36,6 +36,18 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+#: How many times a change is decided again from fresh reads when a memory it was decided from
+#: changed before it could be written (``store.StaleRow``): contention on one memory's
+#: share list or content is brief, so a few rounds settle it.
+DECIDE_ATTEMPTS = 5
+
+
+def kept_changing(memory_id: str) -> Conflict:
+    """The answer when every round found the memory changed again."""
+    return Conflict(f"Memory '{memory_id}' kept changing while this request was being "
+                    "applied; nothing was changed, send it again.", code="concurrent_update")
+
+
 class StartupError(ServiceError):
     """The server cannot start as configured (wrong model for the data, unsafe production key)."""
 

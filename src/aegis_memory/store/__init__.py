@@ -1,6 +1,6 @@
 """Storage: the Store protocol and its SQL implementations."""
 
 from aegis_memory.store.protocol import Store, open_store
-from aegis_memory.store.sql_store import DuplicateError
+from aegis_memory.store.sql_store import DuplicateError, StaleRow
 
-__all__ = ["DuplicateError", "Store", "open_store"]
+__all__ = ["DuplicateError", "StaleRow", "Store", "open_store"]

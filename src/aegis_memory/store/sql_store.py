@@ -135,6 +135,11 @@ class DuplicateError(Exception):
     """A unique constraint said no (a session or feature that already exists)."""
 
 
+class StaleRow(Exception):
+    """A change was decided from values of a memory's row that have changed since (another
+    request committed in between): the caller reads the row again and decides again."""
+
+
 def _operation(kind: str) -> Callable[..., Any]:
     def decorate(
         fn: Callable[Concatenate[S, Connection, P], R],
@@ -472,6 +477,25 @@ class SqlStore:
             .with_for_update(key_share=True)
         ).all()
 
+    def _check_expected(self, conn: Connection, project_id: str, memory_id: str | None,
+                        values: dict[str, Any]) -> None:
+        """Pop ``expected`` from a change: the columns (and the values read) that the service
+        derived the change from. They are read again here, under a row lock, and if one has
+        moved the change is refused (``StaleRow``) rather than written over a newer state: a
+        content update must not give its dedup key back to a memory deprecated meanwhile, a
+        scope change must not write back a share list a handoff has just extended."""
+        expected = values.pop("expected", None)
+        if not expected:
+            return
+        row = conn.execute(
+            select(*(_M[name] for name in expected))
+            .where(_M.project_id == project_id, _M.id == memory_id)
+            .with_for_update(key_share=True)
+        ).first()
+        if row is not None and any(
+                row._mapping[name] != value for name, value in expected.items()):
+            raise StaleRow(memory_id)
+
     def _merge_metadata(self, conn: Connection, project_id: str, memory_id: str | None,
                         values: dict[str, Any]) -> None:
         """Turn a ``metadata_patch`` change into the merged ``meta`` column, read in this
@@ -758,6 +782,7 @@ class SqlStore:
                 outcomes.append(InsertOutcome(w.new.id, row_id, True))
             else:
                 values = {("meta" if k == "metadata" else k): v for k, v in w.changes.items()}
+                self._check_expected(conn, project_id, w.memory_id, values)
                 self._merge_metadata(conn, project_id, w.memory_id, values)
                 if "embedding" in values:
                     values["embedding"] = searchable(values["embedding"])
@@ -805,6 +830,7 @@ class SqlStore:
         try:
             seq = self._next_seq(conn)
             values = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
+            self._check_expected(conn, project_id, memory_id, values)
             self._merge_metadata(conn, project_id, memory_id, values)
             if "embedding" in values:
                 values["embedding"] = searchable(values["embedding"])
