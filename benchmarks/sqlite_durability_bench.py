@@ -48,6 +48,7 @@ class RandomEmbedder:
     """A fixed random unit vector per text: no model cost in the timings."""
 
     model_name = "bench-random"
+    dim = DIM
 
     def __init__(self) -> None:
         self._rng = np.random.default_rng(7)
