@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from aegis_memory.config import Settings
+from aegis_memory.server.middleware import WatchedSend
 
 REQUEST_LOGGER = "aegis_memory.requests"
 #: Probes hit these every few seconds: their lines are DEBUG, not INFO.
@@ -220,23 +221,16 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status: int | None = None
-
-        async def _send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = WatchedSend(send)
         try:
-            await self.app(scope, receive, _send)
+            await self.app(scope, receive, sent)
         except asyncio.CancelledError:  # the client went away (499, as nginx calls it)
-            self._emit(scope, status or 499, started, failed=False)
+            self._emit(scope, sent.status or 499, started, failed=False)
             raise
         except Exception:  # the error handler outside us answers 500 and logs the traceback
-            self._emit(scope, status or 500, started, failed=True)
+            self._emit(scope, sent.status or 500, started, failed=True)
             raise
-        self._emit(scope, status or 500, started, failed=False)
+        self._emit(scope, sent.status or 500, started, failed=False)
 
     def _emit(self, scope: Scope, status: int, started: float, *, failed: bool) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"

@@ -23,7 +23,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from aegis_memory.server.middleware import WatchedSend
 
 if TYPE_CHECKING:
     from aegis_memory.embeddings import Embedder
@@ -225,18 +227,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
         self.metrics.in_flight.inc()
-
-        async def _send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = WatchedSend(send)
         try:
-            await self.app(scope, receive, _send)
+            await self.app(scope, receive, sent)
         finally:
+            status = sent.status or 500
             self.metrics.in_flight.dec()
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"

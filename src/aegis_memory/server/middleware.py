@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: request ids and body-size limits.
+"""Plain ASGI middleware: request ids and body-size limits, and ``WatchedSend``, the view of a
+response that every middleware of the server shares (metrics, request log, rate-limit headers).
 
 Written as raw ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouched and
 the body limit can stop reading as soon as it is exceeded.
@@ -9,11 +10,40 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class WatchedSend:
+    """An ASGI ``send`` that notes the response's status as it goes out, and lets its owner
+    edit the response-start message first (``on_start``, e.g. to add headers)."""
+
+    def __init__(self, send: Send, on_start: Callable[[Message], None] | None = None) -> None:
+        self._send = send
+        self._on_start = on_start
+        #: The response's status once it has started; None while nothing was sent.
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            if self._on_start is not None:
+                self._on_start(message)
+        await self._send(message)
+
+
+def set_headers(
+    message: Message, headers: list[tuple[bytes, bytes]], *, drop: Iterable[bytes] = ()
+) -> None:
+    """Put ``headers`` on a response-start message in place of any of the same names (and of
+    the names in ``drop``)."""
+    names = {name for name, _ in headers} | set(drop)
+    message["headers"] = [
+        (k, v) for k, v in message.get("headers", []) if k not in names] + headers
 
 
 class RequestIdMiddleware:
@@ -29,15 +59,8 @@ class RequestIdMiddleware:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming or "") else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-
-        async def _send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, _send)
+        stamp = [(b"x-request-id", request_id.encode("latin-1"))]
+        await self.app(scope, receive, WatchedSend(send, lambda m: set_headers(m, stamp)))
 
 
 class BodyTooLarge(Exception):
@@ -66,7 +89,6 @@ class BodyLimitMiddleware:
             await self._reject(send, limit)
             return
         seen = 0
-        started = False
 
         async def _receive() -> Message:
             nonlocal seen
@@ -79,16 +101,11 @@ class BodyLimitMiddleware:
                     )
             return message
 
-        async def _send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        sent = WatchedSend(send)
         try:
-            await self.app(scope, _receive, _send)
+            await self.app(scope, _receive, sent)
         except BodyTooLarge:
-            if not started:
+            if sent.status is None:
                 await self._reject(send, limit)
 
     async def _reject(self, send: Send, limit: int) -> None:

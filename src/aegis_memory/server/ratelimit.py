@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aegis_memory.server.middleware import WatchedSend, set_headers
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -391,14 +393,9 @@ class RateLimitHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def _send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                decision = scope.get("state", {}).get("rate_limit")
-                if decision is not None:
-                    names = {b"retry-after"} | {name for name, _ in headers(decision)}
-                    message["headers"] = [
-                        (k, v) for k, v in message.get("headers", []) if k not in names
-                    ] + headers(decision)
-            await send(message)
+        def _add_headers(message: Message) -> None:
+            decision = scope.get("state", {}).get("rate_limit")
+            if decision is not None:
+                set_headers(message, headers(decision), drop=[b"retry-after"])
 
-        await self.app(scope, receive, _send)
+        await self.app(scope, receive, WatchedSend(send, _add_headers))
