@@ -34,7 +34,7 @@ test: $(VENV)/.installed-dev
 
 ## make soak: the reliability suite's long forms (tests/reliability): thousands of fuzzed
 ## requests per backend, SIGKILL crash loops, 64 clients for a minute, a 10-minute resource
-## soak. Prints the figures reported in docs/guides/reliability.md. About 30 minutes.
+## soak. Prints the figures reported in docs/guides/reliability.md. About 45 minutes.
 soak: $(VENV)/.installed-dev
 	AEGIS_SOAK=1 $(BIN)/python -m pytest -q -s tests/reliability $(PYTEST_ARGS)
 
