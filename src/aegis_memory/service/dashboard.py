@@ -28,7 +28,8 @@ def _require_project_key(identity: Identity) -> None:
 
 
 #: What another agent's event may show of its payload in a memory's timeline: counts, flags
-#: and names about the memory. Free text the other agent wrote with its request (a query, a
+#: and names about the memory, and a deprecation's reason (the memory itself shows it as
+#: ``deprecation_reason``). Free text the other agent wrote with its request (a query, a
 #: handoff's task context) is its own and stays out; so does any key added later until it is
 #: listed here.
 SHAREABLE_PAYLOAD_KEYS = frozenset({

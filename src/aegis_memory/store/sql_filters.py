@@ -77,11 +77,12 @@ def bound_filter_clauses(
     ``for_count=True`` (PostgreSQL): the clauses of the search planner's capped row count,
     which may keep a few rows too many (it only steers the plan). When the visibility rule
     has its ``global`` branch, counting walks the (project, namespace, agent) range of the
-    covering index ``ix_memories_search_filter``, and reading the table for every row would
-    triple the count's cost; sharing is then tested on ``shared_with_short``, the copy of
-    short share lists that index holds (migration 0008), and a long list counts as shared
-    with everyone. Without that branch the share test is the selective part, and the GIN
-    index on the full list finds those rows directly."""
+    covering index ``ix_memories_search_filter``, and reading the table for every row made
+    the count four times slower (measured: docs/guides/reliability.md); sharing is then
+    tested on ``shared_with_short``, the copy of short share lists that index holds
+    (migration 0008), and a long list counts as shared with everyone. Without that branch
+    the share test is the selective part, and the GIN index on the full list finds those
+    rows directly."""
     (namespace, include_deprecated, owners, user, scopes, types, min_effectiveness,
      visibility) = shape
 
