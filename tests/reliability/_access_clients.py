@@ -56,13 +56,8 @@ async def check_mcp(url: str, world: World, caller: Caller, tally: Tally,
             return body
 
         for ns in world.namespaces:
-            args: dict[str, Any] = {"query": QUERY, "namespace": ns, "top_k": TOP_K, **acting}
-            if spec.probe_scope:
-                args["scope"] = spec.probe_scope
-            if spec.probe_types:
-                args["memory_types"] = list(spec.probe_types)
-            if spec.probe_mode:
-                args["mode"] = spec.probe_mode
+            args = {"query": QUERY, "namespace": ns, "top_k": TOP_K, **acting,
+                    **spec.probe_filters()}
             found = await tool("mcp search_memories", "search_memories", args)
             tally.same_set("mcp search_memories", caller,
                            None if found is None else [m["id"] for m in found["memories"]],

@@ -15,6 +15,7 @@ matched by prefix, case-folding or ``LIKE`` would show too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -84,6 +85,17 @@ class WorldSpec:
     probe_types: tuple[str, ...] | None
     #: The search mode of those queries (None: the server's default, hybrid).
     probe_mode: str | None = None
+
+    def probe_filters(self) -> dict[str, Any]:
+        """The probe filters as request fields (REST body, MCP tool arguments)."""
+        fields: dict[str, Any] = {}
+        if self.probe_scope:
+            fields["scope"] = self.probe_scope
+        if self.probe_types:
+            fields["memory_types"] = list(self.probe_types)
+        if self.probe_mode:
+            fields["mode"] = self.probe_mode
+        return fields
 
 
 @st.composite

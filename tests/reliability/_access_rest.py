@@ -191,13 +191,8 @@ async def check_rest(http: httpx.AsyncClient, world: World, caller: Caller, tall
     namespaces = world.namespaces if thorough else (
         world.namespaces[world.callers.index(caller) % 2],)
     for ns in namespaces:
-        body: dict[str, Any] = {"query": QUERY, "namespace": ns, "top_k": TOP_K, **acting}
-        if spec.probe_scope:
-            body["scope"] = spec.probe_scope
-        if spec.probe_types:
-            body["memory_types"] = list(spec.probe_types)
-        if spec.probe_mode:
-            body["mode"] = spec.probe_mode
+        body = {"query": QUERY, "namespace": ns, "top_k": TOP_K, **acting,
+                **spec.probe_filters()}
         r = await http.post("/memories/query", json=body, headers=h)
         tally.same_set("rest query", caller, _ids(_json(r, tally, "rest query", caller),
                                                   "memories"),
