@@ -62,11 +62,11 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
         if not isinstance(item, (dict, list)):
             continue
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels of objects and lists")
+        children = item.values() if isinstance(item, dict) else item
         stack.extend((child, depth + 1) for child in children)
     return value
 

@@ -559,11 +559,20 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
 
     # ------------------------------------------------------------------ single memory
 
+    async def _find_visible(
+        self, identity: Identity, memory_id: str, agent: str | None
+    ) -> MemoryRecord | None:
+        """The memory, if it exists, is live and the agent may see it; else None."""
+        m = await self.store.get_memory(identity.project_id, memory_id)
+        if m is None or not can_see(m, agent) or not is_live(m, time.time()):
+            return None
+        return m
+
     async def _visible(
         self, identity: Identity, memory_id: str, agent: str | None
     ) -> MemoryRecord:
-        m = await self.store.get_memory(identity.project_id, memory_id)
-        if m is None or not can_see(m, agent) or not is_live(m, time.time()):
+        m = await self._find_visible(identity, memory_id, agent)
+        if m is None:
             raise NotFound(f"Memory '{memory_id}' not found.", code="memory_not_found")
         return m
 
@@ -577,12 +586,8 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
         read (SPEC §2: no existence oracle). A project key acting as no agent sees everything.
         """
         named = {m.superseded_by for m in records if m.superseded_by} if agent else set()
-        hidden: set[str] = set()
-        now = time.time()
-        for successor_id in named:
-            successor = await self.store.get_memory(identity.project_id, successor_id)
-            if successor is None or not can_see(successor, agent) or not is_live(successor, now):
-                hidden.add(successor_id)
+        hidden = {successor_id for successor_id in named
+                  if await self._find_visible(identity, successor_id, agent) is None}
         return [dataclasses.replace(m, superseded_by=None) if m.superseded_by in hidden else m
                 for m in records]
 
@@ -609,7 +614,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
     ) -> dict[str, Any]:
         """The column changes an update asks for (re-embedding changed content), with
         ``expected``: the values of ``m`` they were derived from, which the store checks
-        again inside its write transaction (``SqlStore._check_expected``)."""
+        again inside its write transaction (``SqlStore._settle_against_row``)."""
         changes: dict[str, Any] = {"updated_at": now}
         expected: dict[str, Any] = {}
         fields = req.model_fields_set
@@ -625,7 +630,7 @@ class MemoryService(AceOperations, EvalOperations, DashboardOperations):
             )
             expected["is_deprecated"] = m.is_deprecated  # decides the dedup key
         if "metadata" in fields and req.metadata is not None:
-            # Merged by the store inside its write transaction (see SqlStore._merge_metadata).
+            # Merged by the store inside its write transaction (SqlStore._settle_against_row).
             changes["metadata_patch"] = dict(req.metadata)
         if "memory_type" in fields and req.memory_type is not None:
             changes["memory_type"] = req.memory_type

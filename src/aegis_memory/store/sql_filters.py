@@ -120,7 +120,7 @@ def bound_filter_clauses(
         if with_global:
             branches.append(_M.scope == SCOPE_GLOBAL)
         if scopes is None or scopes[1]:
-            indexed = for_count and with_global and dialect == "postgresql"
+            indexed = for_count and with_global
             branches.append((_M.scope == SCOPE_SHARED) & _shared_with(agent, dialect, indexed))
         where.append(or_(*branches))
     return where

@@ -456,11 +456,11 @@ class SqlStore:
             conn.execute(insert(t.events), rows)
 
     @staticmethod
-    def _lock_memory_row(conn: Connection, which: Any, project_id: str) -> Any:
+    def _lock_memory_row(conn: Connection, which: Any, project_id: str) -> None:
         """Lock one memory row until the transaction ends (PostgreSQL; SQLite's writer holds
-        the whole database already) and return its metadata, or None when it is missing."""
-        return conn.execute(
-            select(_M.meta).where(_M.project_id == project_id, which)
+        the whole database already)."""
+        conn.execute(
+            select(_M.row_id).where(_M.project_id == project_id, which)
             .with_for_update(key_share=True)
         ).first()
 
@@ -477,36 +477,35 @@ class SqlStore:
             .with_for_update(key_share=True)
         ).all()
 
-    def _check_expected(self, conn: Connection, project_id: str, memory_id: str | None,
-                        values: dict[str, Any]) -> None:
-        """Pop ``expected`` from a change: the columns (and the values read) that the service
-        derived the change from. They are read again here, under a row lock, and if one has
-        moved the change is refused (``StaleRow``) rather than written over a newer state: a
-        content update must not give its dedup key back to a memory deprecated meanwhile, a
-        scope change must not write back a share list a handoff has just extended."""
-        expected = values.pop("expected", None)
-        if not expected:
+    @staticmethod
+    def _settle_against_row(conn: Connection, project_id: str, memory_id: str | None,
+                            values: dict[str, Any]) -> None:
+        """Resolve the parts of a change that depend on the row as it is now, read once in
+        this transaction under a row lock (nothing to read for a plain change):
+
+        * ``expected``: the columns, and the values read, that the service derived the change
+          from. If one has moved, the change is refused (``StaleRow``) rather than written
+          over a newer state: a content update must not give its dedup key back to a memory
+          deprecated meanwhile, a scope change must not write back a share list a handoff has
+          just extended.
+        * ``metadata_patch``: merged into the current ``meta``; merged from an earlier read,
+          two concurrent patches would each drop the other's keys.
+        """
+        expected = values.pop("expected", None) or {}
+        patch = values.pop("metadata_patch", None)
+        if not expected and patch is None:
             return
         row = conn.execute(
-            select(*(_M[name] for name in expected))
+            select(_M.meta, *(_M[name] for name in expected))
             .where(_M.project_id == project_id, _M.id == memory_id)
             .with_for_update(key_share=True)
         ).first()
-        if row is not None and any(
-                row._mapping[name] != value for name, value in expected.items()):
-            raise StaleRow(memory_id)
-
-    def _merge_metadata(self, conn: Connection, project_id: str, memory_id: str | None,
-                        values: dict[str, Any]) -> None:
-        """Turn a ``metadata_patch`` change into the merged ``meta`` column, read in this
-        transaction under a row lock: merged from an earlier read, two concurrent patches
-        would each drop the other's keys."""
-        patch = values.pop("metadata_patch", None)
-        if patch is None:
+        if row is None:  # the UPDATE finds no row and reports it
             return
-        row = self._lock_memory_row(conn, _M.id == memory_id, project_id)
-        if row is not None:  # else the UPDATE finds no row and reports it
-            values["meta"] = {**(row[0] or {}), **patch}
+        if any(row._mapping[name] != value for name, value in expected.items()):
+            raise StaleRow(memory_id)
+        if patch is not None:
+            values["meta"] = {**(row.meta or {}), **patch}
 
     # ------------------------------------------------------------------ meta
 
@@ -782,8 +781,7 @@ class SqlStore:
                 outcomes.append(InsertOutcome(w.new.id, row_id, True))
             else:
                 values = {("meta" if k == "metadata" else k): v for k, v in w.changes.items()}
-                self._check_expected(conn, project_id, w.memory_id, values)
-                self._merge_metadata(conn, project_id, w.memory_id, values)
+                self._settle_against_row(conn, project_id, w.memory_id, values)
                 if "embedding" in values:
                     values["embedding"] = searchable(values["embedding"])
                 values["change_seq"] = seq
@@ -830,8 +828,7 @@ class SqlStore:
         try:
             seq = self._next_seq(conn)
             values = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
-            self._check_expected(conn, project_id, memory_id, values)
-            self._merge_metadata(conn, project_id, memory_id, values)
+            self._settle_against_row(conn, project_id, memory_id, values)
             if "embedding" in values:
                 values["embedding"] = searchable(values["embedding"])
             values["change_seq"] = seq

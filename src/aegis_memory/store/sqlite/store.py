@@ -93,7 +93,6 @@ class SQLiteStore(SqlStore):
         path = str(Path(path).expanduser())
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.synchronous = synchronous
         self._writer = _engine(path, begin="BEGIN IMMEDIATE", pool_size=1,
                                synchronous=synchronous)
         self._reader = _engine(path, begin="BEGIN", pool_size=READ_THREADS,
